@@ -1,0 +1,68 @@
+# Eddyline — two commands on a fresh machine: `make demo` and `make test`.
+# Every step is idempotent and cached: the venv is rebuilt only when pyproject.toml changes,
+# the JVM jars only when deploy/jvm/pom.xml changes (Maven's own cache is ~/.m2).
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+JVM := .cache/jvm
+MVN ?= mvn
+MVN_FLAGS := -B -ntp -q
+PYTEST_ARGS ?=
+
+.PHONY: setup venv jars demo test check lint typecheck unit integration down clean
+
+setup: venv jars
+
+venv: $(VENV)/.installed
+jars: $(JVM)/.resolved
+
+$(VENV)/.installed: pyproject.toml
+	@scripts/ensure-tools.sh
+	@echo "==> Python packages into $(VENV) (first run downloads ~700 MB: apache-flink, beam, pandas…)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install --progress-bar on -e '.[dev]'
+	@touch $@
+
+$(JVM)/.resolved: deploy/jvm/pom.xml
+	@scripts/ensure-tools.sh
+	@echo "==> JVM jars through Maven into $(JVM) (Kafka broker + Flink Kafka connector, ~60 MB)"
+	@rm -rf $(JVM)/kafka $(JVM)/flink
+	$(MVN) $(MVN_FLAGS) -f deploy/jvm/pom.xml -P kafka dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(JVM)/kafka
+	$(MVN) $(MVN_FLAGS) -f deploy/jvm/pom.xml -P flink dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(JVM)/flink
+	@touch $@
+
+## demo: set up, start the local stack, run the main job and verify its output
+demo: setup
+	$(VENV)/bin/eddyline up
+	$(PY) -m deploy.demo
+
+## test: set up, lint, type-check and run the whole suite against a real stack
+test: setup check
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+check: lint typecheck
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck:
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: setup
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+## down: stop the local stack started by `make demo`
+down:
+	$(VENV)/bin/eddyline down
+
+clean:
+	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Eddyline's controller side: the local stack, the Flink REST client and the CLI."""

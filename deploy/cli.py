@@ -1,0 +1,188 @@
+"""The `eddyline` command line."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deploy.errors import EddylineError
+from deploy.settings import StackSettings
+from deploy.stack import control
+
+app = typer.Typer(
+    help="Eddyline: run PyFlink jobs on a real Kafka + Flink stack, locally or on Kubernetes.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="Folder for logs, data, checkpoints [env EDDYLINE_STATE_DIR; default "
+        "~/.local/state/eddyline]",
+        show_default=False,
+    ),
+]
+OutputOpt = Annotated[
+    Output, typer.Option("--output", "-o", help="table for people, json for scripts")
+]
+
+
+def _settings(**overrides: Any) -> StackSettings:
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return StackSettings(**given)
+
+
+def _fail(e: EddylineError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+@app.command()
+def up(
+    state_dir: StateDir = None,
+    kafka_port: Annotated[
+        int | None, typer.Option(help="Kafka listener [9092; EDDYLINE_KAFKA_PORT]")
+    ] = None,
+    kafka_controller_port: Annotated[
+        int | None, typer.Option(help="KRaft controller [9093]")
+    ] = None,
+    flink_port: Annotated[
+        int | None, typer.Option(help="Flink REST + Web UI [8081; EDDYLINE_FLINK_PORT]")
+    ] = None,
+    flink_rpc_port: Annotated[int | None, typer.Option(help="JobManager RPC [6123]")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="JobManager Prometheus port; TaskManagers +1… [9249]")
+    ] = None,
+    taskmanagers: Annotated[int | None, typer.Option(help="TaskManager processes [1]")] = None,
+    slots: Annotated[int | None, typer.Option(help="slots per TaskManager [4]")] = None,
+    jobmanager_memory: Annotated[
+        str | None, typer.Option(help="JobManager process size [1024m]")
+    ] = None,
+    taskmanager_memory: Annotated[
+        str | None, typer.Option(help="TaskManager process size [2560m]")
+    ] = None,
+    kafka_heap: Annotated[str | None, typer.Option(help="Kafka JVM heap [768m]")] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Start the local stack (Kafka + Flink) and wait until it is healthy."""
+    settings = _settings(
+        state_dir=state_dir,
+        kafka_port=kafka_port,
+        kafka_controller_port=kafka_controller_port,
+        flink_port=flink_port,
+        flink_rpc_port=flink_rpc_port,
+        metrics_port=metrics_port,
+        taskmanagers=taskmanagers,
+        slots=slots,
+        jobmanager_memory=jobmanager_memory,
+        taskmanager_memory=taskmanager_memory,
+        kafka_heap=kafka_heap,
+    )
+    try:
+        if output == Output.json:
+            result = control.up(settings)
+        else:
+            with console.status("starting the local stack…") as spinner:
+                result = control.up(settings, lambda msg: spinner.update(f"{msg}…"))
+    except EddylineError as e:
+        raise _fail(e) from None
+    if output == Output.json:
+        typer.echo(
+            json.dumps(
+                {
+                    "already_running": result.already_running,
+                    "flink_url": result.state.flink_url,
+                    "bootstrap_servers": result.state.bootstrap_servers,
+                }
+            )
+        )
+        return
+    if result.already_running:
+        console.print(
+            f"The stack is already running (state folder {settings.state_dir}); nothing to do."
+        )
+    else:
+        console.print("[green]The local stack is up.[/green]")
+    console.print(f"  Flink dashboard: [bold]{result.state.flink_url}[/bold]")
+    console.print(f"  Kafka:           {result.state.bootstrap_servers}")
+    console.print("  Stop it with:    eddyline down")
+
+
+@app.command()
+def down(state_dir: StateDir = None) -> None:
+    """Stop everything the local stack started (no process or port is left behind)."""
+    settings = _settings(state_dir=state_dir)
+    with console.status("stopping the local stack…"):
+        result = control.down(settings.state_dir)
+    if result.was_running:
+        console.print(f"Stopped: {', '.join(result.stopped) or 'the supervisor'}.")
+    else:
+        console.print("The stack was not running; nothing to do.")
+
+
+@app.command()
+def status(state_dir: StateDir = None, output: OutputOpt = Output.table) -> None:
+    """Report each server of the local stack. Exit code 0 only when all are healthy."""
+    settings = _settings(state_dir=state_dir)
+    comps = control.status(settings.state_dir)
+    if output == Output.json:
+        typer.echo(
+            json.dumps(
+                {
+                    "components": [
+                        {
+                            "name": c.name,
+                            "pid": c.pid,
+                            "port": c.port,
+                            "metrics_port": c.metrics_port,
+                            "version": c.version,
+                            "healthy": c.healthy,
+                        }
+                        for c in comps
+                    ]
+                }
+            )
+        )
+    elif not comps:
+        console.print(
+            f"The local stack is not running (state folder {settings.state_dir}). "
+            "Start it with `eddyline up`."
+        )
+    else:
+        table = Table(
+            "component", "pid", "port", "metrics", "version", "healthy", "restarts", "log"
+        )
+        for c in comps:
+            table.add_row(
+                c.name,
+                str(c.pid or "-"),
+                str(c.port),
+                str(c.metrics_port or "-"),
+                c.version,
+                "[green]yes[/green]" if c.healthy else "[red]no[/red]",
+                str(c.restarts),
+                str(c.log),
+            )
+        console.print(table)
+    if not comps or not all(c.healthy for c in comps):
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,119 @@
+"""A small client of Flink's REST API (the part Eddyline uses), on httpx.
+
+Tests of pure logic pass an `httpx.MockTransport`; integration tests talk to the real cluster.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from deploy.errors import FlinkError
+
+PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
+TERMINAL_STATES = frozenset({"FINISHED", "FAILED", "CANCELED"})
+
+
+class FlinkClient:
+    def __init__(
+        self, base_url: str, timeout: float = 30.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> FlinkClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as e:
+            raise FlinkError(f"Flink REST {method} {path} at {self.base_url} failed: {e}") from e
+        if resp.status_code >= 400:
+            raise FlinkError(
+                f"Flink REST {method} {path} answered {resp.status_code}: {_errors(resp)}",
+                status=resp.status_code,
+            )
+        return resp.json() if resp.content else {}
+
+    # -- cluster ---------------------------------------------------------------------------
+
+    def overview(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/overview")
+        return result
+
+    def taskmanagers(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/taskmanagers").get("taskmanagers", []))
+
+    # -- jars ------------------------------------------------------------------------------
+
+    def jars(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/jars").get("files", []))
+
+    def upload_jar(self, jar: Path) -> str:
+        """Upload `jar`; returns the id Flink gives it (its stored file name)."""
+        with jar.open("rb") as f:
+            body = self._call(
+                "POST",
+                "/jars/upload",
+                files={"jarfile": (jar.name, f, "application/x-java-archive")},
+            )
+        return str(body["filename"]).rsplit("/", 1)[-1]
+
+    def ensure_jar(self, jar: Path) -> str:
+        """The id of an uploaded copy of `jar`, uploading it only if none is there yet."""
+        for entry in self.jars():
+            if entry.get("name") == jar.name:
+                return str(entry["id"])
+        return self.upload_jar(jar)
+
+    def run_jar(
+        self,
+        jar_id: str,
+        entry_class: str,
+        args: list[str],
+        *,
+        parallelism: int | None = None,
+        savepoint_path: str | None = None,
+        allow_non_restored_state: bool = False,
+    ) -> str:
+        body: dict[str, Any] = {"entryClass": entry_class, "programArgsList": args}
+        if parallelism is not None:
+            body["parallelism"] = parallelism
+        if savepoint_path:
+            body["savepointPath"] = savepoint_path
+            body["allowNonRestoredState"] = allow_non_restored_state
+        return str(self._call("POST", f"/jars/{jar_id}/run", json=body)["jobid"])
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/jobs/overview").get("jobs", []))
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/jobs/{job_id}")
+        return result
+
+    def job_exceptions(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/jobs/{job_id}/exceptions")
+        return result
+
+    def cancel(self, job_id: str) -> None:
+        self._call("PATCH", f"/jobs/{job_id}", params={"mode": "cancel"})
+
+
+def _errors(resp: httpx.Response) -> str:
+    try:
+        errors = resp.json().get("errors", [])
+    except ValueError:
+        return resp.text[:500]
+    # Flink puts a Java stack trace in the errors; the first line of each says what went wrong.
+    return "; ".join(str(e).strip().splitlines()[0] for e in errors if str(e).strip())[:1000]

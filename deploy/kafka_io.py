@@ -1,0 +1,170 @@
+"""Kafka helpers for the CLI, the demo and the tests: topics, producing and reading back."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+_quiet = logging.getLogger("eddyline.kafka")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False
+
+
+def client_config(bootstrap_servers: str, **extra: Any) -> dict[str, Any]:
+    """librdkafka settings with its logging kept out of our output (errors surface as results)."""
+    return {"bootstrap.servers": bootstrap_servers, "logger": _quiet, **extra}
+
+
+def admin(bootstrap_servers: str) -> AdminClient:
+    return AdminClient(client_config(bootstrap_servers))
+
+
+def create_topics(
+    bootstrap_servers: str, partitions: Mapping[str, int], recreate: bool = False
+) -> None:
+    """Create each topic with its partition count; with `recreate`, delete it first."""
+    client = admin(bootstrap_servers)
+    if recreate:
+        existing = set(client.list_topics(timeout=10).topics)
+        doomed = [t for t in partitions if t in existing]
+        if doomed:
+            for fut in client.delete_topics(doomed, operation_timeout=30).values():
+                fut.result()
+            _wait(lambda: not (set(doomed) & set(client.list_topics(timeout=10).topics)))
+    existing = set(client.list_topics(timeout=10).topics)
+    new = [
+        NewTopic(t, num_partitions=n, replication_factor=1)
+        for t, n in partitions.items()
+        if t not in existing
+    ]
+    if new:
+        for fut in client.create_topics(new, operation_timeout=30).values():
+            fut.result()
+    _wait(lambda: set(partitions) <= set(client.list_topics(timeout=10).topics))
+
+
+def _wait(done: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError("Kafka did not finish the topic change in time")
+        time.sleep(0.2)
+
+
+def produce(
+    bootstrap_servers: str,
+    topic: str,
+    messages: Iterable[tuple[bytes | None, bytes]],
+    on_sent: Callable[[int], None] | None = None,
+) -> int:
+    """Send (key, value) pairs and wait until every one is acknowledged; returns the count."""
+    producer = Producer(
+        client_config(bootstrap_servers, **{"linger.ms": 5, "enable.idempotence": True})
+    )
+    failures: list[str] = []
+
+    def report(err: object, _msg: object) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    count = 0
+    for key, value in messages:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=report)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        count += 1
+        if on_sent and count % 1000 == 0:
+            on_sent(count)
+        producer.poll(0)
+    producer.flush(60)
+    if failures:
+        raise KafkaException(f"{len(failures)} messages to {topic} failed: {failures[0]}")
+    if on_sent:
+        on_sent(count)
+    return count
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+def read_all(
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    expected: int | None = None,
+    timeout: float = 60.0,
+    idle: float = 3.0,
+    read_committed: bool = False,
+) -> list[Record]:
+    """Every record of `topic` from the beginning.
+
+    Stops when `expected` records have arrived (then waits `idle` more seconds to catch extras)
+    or, without `expected`, when the end offsets are reached; gives up after `timeout`.
+    """
+    consumer = Consumer(
+        client_config(
+            bootstrap_servers,
+            **{
+                "group.id": f"eddyline-reader-{time.time_ns()}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+            },
+        )
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        parts = [TopicPartition(topic, p, 0) for p in sorted(meta.partitions)]
+        consumer.assign(parts)
+        out: list[Record] = []
+        deadline = time.monotonic() + timeout
+        extra_until: float | None = None
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                out.append(
+                    Record(
+                        topic,
+                        msg.partition() or 0,
+                        msg.offset() or 0,
+                        msg.key(),
+                        msg.value() or b"",
+                    )
+                )
+            if expected is not None:
+                if len(out) >= expected and extra_until is None:
+                    extra_until = time.monotonic() + idle
+                if extra_until is not None and time.monotonic() >= extra_until:
+                    break
+            elif msg is None and _at_end(consumer, parts):
+                break
+        return out
+    finally:
+        consumer.close()
+
+
+def _at_end(consumer: Consumer, parts: list[TopicPartition]) -> bool:
+    positions = consumer.position(parts)
+    for tp in positions:
+        _low, high = consumer.get_watermark_offsets(
+            TopicPartition(tp.topic, tp.partition), timeout=5
+        )
+        if tp.offset < high and not (tp.offset < 0 and high == 0):
+            return False
+    return True

@@ -1,0 +1,39 @@
+"""Where Eddyline finds its own files: the project root, the JVM jar cache and the bundled Flink."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pyflink
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def jvm_cache() -> Path:
+    """The folder `make jars` fills: `kafka/` (broker + dependencies) and `flink/` (connectors)."""
+    return Path(os.environ.get("EDDYLINE_JVM_DIR", PROJECT_ROOT / ".cache" / "jvm"))
+
+
+def flink_home() -> Path:
+    """The Flink distribution shipped inside the apache-flink wheel."""
+    return Path(pyflink.__file__).resolve().parent
+
+
+def flink_python_jar() -> Path:
+    jars = sorted((flink_home() / "opt").glob("flink-python-*.jar"))
+    if not jars:
+        raise FileNotFoundError(f"no flink-python jar in {flink_home() / 'opt'}")
+    return jars[0]
+
+
+def connector_jars() -> list[Path]:
+    """Jars that go on the Flink cluster's classpath beside the distribution's lib/."""
+    return sorted((jvm_cache() / "flink").glob("*.jar"))
+
+
+def venv_python() -> Path:
+    """The interpreter Flink starts for Python workers: the one running Eddyline."""
+    return Path(sys.executable)

@@ -1,0 +1,63 @@
+"""Settings of the local stack: flags, then `EDDYLINE_*` environment variables, then defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "eddyline"
+
+
+class StackSettings(BaseSettings):
+    """How the local stack is laid out. Every field can be set as `EDDYLINE_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="EDDYLINE_", extra="ignore")
+
+    state_dir: Path = Field(
+        default_factory=default_state_dir, description="logs, data, checkpoints"
+    )
+    host: str = Field("localhost", description="the address every server binds to")
+    kafka_port: int = Field(9092, ge=1, le=65535, description="Kafka client listener")
+    kafka_controller_port: int = Field(9093, ge=1, le=65535, description="KRaft controller")
+    flink_port: int = Field(8081, ge=1, le=65535, description="Flink REST API and Web UI")
+    flink_rpc_port: int = Field(6123, ge=1, le=65535, description="JobManager RPC")
+    metrics_port: int = Field(
+        9249, ge=1, le=65535, description="Prometheus port of the JobManager; TaskManagers +1, +2…"
+    )
+    taskmanagers: int = Field(1, ge=1, le=16)
+    slots: int = Field(4, ge=1, le=64, description="task slots per TaskManager")
+    jobmanager_memory: str = Field("1024m", pattern=r"^\d+[mg]$")
+    taskmanager_memory: str = Field("2560m", pattern=r"^\d+[mg]$")
+    kafka_heap: str = Field("768m", pattern=r"^\d+[mg]$")
+    start_timeout: float = Field(180.0, gt=0, description="seconds to wait for health on `up`")
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def flink_url(self) -> str:
+        return f"http://{self.host}:{self.flink_port}"
+
+    def taskmanager_metrics_port(self, index: int) -> int:
+        """Prometheus port of TaskManager `index` (1-based)."""
+        return self.metrics_port + index
+
+    def reserved_ports(self) -> dict[str, int]:
+        """Every fixed port the stack will listen on, by what uses it."""
+        ports = {
+            "kafka": self.kafka_port,
+            "kafka controller": self.kafka_controller_port,
+            "Flink REST": self.flink_port,
+            "JobManager RPC": self.flink_rpc_port,
+            "JobManager metrics": self.metrics_port,
+        }
+        for i in range(1, self.taskmanagers + 1):
+            ports[f"taskmanager-{i} metrics"] = self.taskmanager_metrics_port(i)
+        return ports

@@ -1,0 +1,169 @@
+"""How each server of the local stack is started: command lines and environments, no I/O."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy import paths, versions
+from deploy.settings import StackSettings
+
+KAFKA = "kafka"
+JOBMANAGER = "jobmanager"
+
+
+def taskmanager_name(index: int) -> str:
+    return f"taskmanager-{index}"
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One supervised server process."""
+
+    name: str
+    kind: str  # kafka | jobmanager | taskmanager
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+    metrics_port: int | None
+    version: str
+    log: Path  # stdout + stderr of the process
+    log_dir: Path  # where the server writes its own logs
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def main_log(self) -> Path:
+        """The log a user should read first: the server's own file if it has one yet."""
+        candidates = sorted(self.log_dir.glob("*.log"), key=lambda p: p.stat().st_mtime)
+        return candidates[-1] if candidates else self.log
+
+
+def java() -> str | None:
+    return shutil.which("java")
+
+
+def layout(settings: StackSettings) -> dict[str, Path]:
+    """The folders and files of the stack under the state folder."""
+    s = settings.state_dir.resolve()
+    return {
+        "logs": s / "logs",
+        "kafka_conf": s / "kafka" / "server.properties",
+        "kafka_log4j": s / "kafka" / "log4j2.yaml",
+        "kafka_data": s / "kafka" / "data",
+        "flink_conf": s / "flink" / "conf",
+        "flink_lib": s / "flink" / "lib",
+        "flink_pids": s / "flink" / "pids",
+    }
+
+
+def kafka_classpath() -> str:
+    return str(paths.jvm_cache() / "kafka" / "*")
+
+
+def kafka_format(settings: StackSettings, java_bin: str, cluster_id: str) -> list[str]:
+    lay = layout(settings)
+    return [
+        java_bin,
+        "-cp",
+        kafka_classpath(),
+        f"-Dlog4j2.configurationFile=file:{lay['kafka_log4j']}",
+        "kafka.tools.StorageTool",
+        "format",
+        "--cluster-id",
+        cluster_id,
+        "--config",
+        str(lay["kafka_conf"]),
+        "--ignore-formatted",
+    ]
+
+
+def kafka(settings: StackSettings, java_bin: str) -> ProcessSpec:
+    lay = layout(settings)
+    heap = settings.kafka_heap
+    return ProcessSpec(
+        name=KAFKA,
+        kind=KAFKA,
+        argv=[
+            java_bin,
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile=file:{lay['kafka_log4j']}",
+            f"-Dkafka.logs.dir={lay['logs'] / KAFKA}",
+            "-cp",
+            kafka_classpath(),
+            "kafka.Kafka",
+            str(lay["kafka_conf"]),
+        ],
+        env={},
+        port=settings.kafka_port,
+        metrics_port=None,
+        version=versions.kafka(),
+        log=lay["logs"] / f"{KAFKA}.out",
+        log_dir=lay["logs"] / KAFKA,
+    )
+
+
+def _flink_env(settings: StackSettings, name: str) -> dict[str, str]:
+    lay = layout(settings)
+    return {
+        "FLINK_CONF_DIR": str(lay["flink_conf"]),
+        "FLINK_LIB_DIR": str(lay["flink_lib"]),
+        "FLINK_LOG_DIR": str(lay["logs"] / name),
+        "FLINK_PID_DIR": str(lay["flink_pids"]),
+        "FLINK_IDENT_STRING": "eddyline",
+        # Flink's scripts read JAVA_HOME first; point them at the java we checked.
+        "JAVA_HOME": str(Path(shutil.which("java") or "java").resolve().parent.parent),
+    }
+
+
+def jobmanager(settings: StackSettings) -> ProcessSpec:
+    lay = layout(settings)
+    script = paths.flink_home() / "bin" / "jobmanager.sh"
+    return ProcessSpec(
+        name=JOBMANAGER,
+        kind=JOBMANAGER,
+        argv=[
+            "bash",
+            str(script),
+            "start-foreground",
+            "-D",
+            f"metrics.reporter.prom.port={settings.metrics_port}",
+        ],
+        env=_flink_env(settings, JOBMANAGER),
+        port=settings.flink_port,
+        metrics_port=settings.metrics_port,
+        version=versions.flink(),
+        log=lay["logs"] / f"{JOBMANAGER}.out",
+        log_dir=lay["logs"] / JOBMANAGER,
+    )
+
+
+def taskmanager(settings: StackSettings, index: int, rpc_port: int) -> ProcessSpec:
+    lay = layout(settings)
+    name = taskmanager_name(index)
+    script = paths.flink_home() / "bin" / "taskmanager.sh"
+    metrics = settings.taskmanager_metrics_port(index)
+    return ProcessSpec(
+        name=name,
+        kind="taskmanager",
+        argv=[
+            "bash",
+            str(script),
+            "start-foreground",
+            "-D",
+            f"taskmanager.resource-id={name}",
+            "-D",
+            f"taskmanager.rpc.port={rpc_port}",
+            "-D",
+            f"metrics.reporter.prom.port={metrics}",
+        ],
+        env=_flink_env(settings, name),
+        port=rpc_port,
+        metrics_port=metrics,
+        version=versions.flink(),
+        log=lay["logs"] / f"{name}.out",
+        log_dir=lay["logs"] / name,
+    )

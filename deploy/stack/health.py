@@ -1,0 +1,33 @@
+"""Health probes of the stack's servers: a Kafka metadata request and Flink's REST API."""
+
+from __future__ import annotations
+
+import httpx
+
+from deploy.kafka_io import admin
+
+
+def kafka_answers(bootstrap_servers: str, timeout: float = 3.0) -> bool:
+    """True when the broker answers a metadata request and lists itself."""
+    try:
+        meta = admin(bootstrap_servers).list_topics(timeout=timeout)
+    except Exception:  # KafkaException on timeout: the broker is not answering yet
+        return False
+    return len(meta.brokers) > 0
+
+
+def flink_taskmanagers(flink_url: str, timeout: float = 3.0) -> set[str] | None:
+    """The ids of the TaskManagers registered with the JobManager, or None if it does not answer."""
+    try:
+        resp = httpx.get(f"{flink_url}/taskmanagers", timeout=timeout)
+        resp.raise_for_status()
+    except httpx.HTTPError:
+        return None
+    return {str(tm["id"]) for tm in resp.json().get("taskmanagers", [])}
+
+
+def flink_answers(flink_url: str, timeout: float = 3.0) -> bool:
+    try:
+        return httpx.get(f"{flink_url}/overview", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,1 @@
+"""PyFlink jobs. Each module has `main(argv)` and runs as `python -m jobs.<name> [flags]`."""

@@ -1,0 +1,48 @@
+"""Starting throw-away local stacks for tests: free ports, a temporary state folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.settings import StackSettings
+from deploy.stack import ports
+from deploy.stack.state import StackState
+
+
+def free_settings(state_dir: Path, **overrides: object) -> StackSettings:
+    """Settings whose every port is free right now (TaskManager metrics ports follow the JM's)."""
+    taskmanagers = int(str(overrides.get("taskmanagers", 1)))
+    while True:
+        metrics = ports.free_port()
+        if all(ports.is_free(metrics + i) for i in range(1, taskmanagers + 1)):
+            break
+    values: dict[str, object] = {
+        "state_dir": state_dir,
+        "kafka_port": ports.free_port(),
+        "kafka_controller_port": ports.free_port(),
+        "flink_port": ports.free_port(),
+        "flink_rpc_port": ports.free_port(),
+        "metrics_port": metrics,
+        "taskmanagers": taskmanagers,
+        # Small enough that two stacks fit beside each other on a 2-core, 24 GiB machine.
+        "taskmanager_memory": "1728m",
+        "jobmanager_memory": "1024m",
+        "kafka_heap": "512m",
+    }
+    values.update(overrides)
+    return StackSettings.model_validate(values)
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    settings: StackSettings
+    state: StackState
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.settings.bootstrap_servers
+
+    @property
+    def flink_url(self) -> str:
+        return self.settings.flink_url

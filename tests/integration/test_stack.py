@@ -1,0 +1,56 @@
+"""The running local stack as users and scripts see it (the session's shared stack)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from deploy.stack import control
+from tests.integration.cli import eddyline
+from tests.integration.stacks import RunningStack
+
+
+def test_status_json_reports_each_component_healthy(stack: RunningStack) -> None:
+    done = eddyline("status", "-o", "json", "--state-dir", str(stack.settings.state_dir))
+    assert done.returncode == 0, done.stderr
+    comps = json.loads(done.stdout)["components"]
+    assert [c["name"] for c in comps] == ["kafka", "jobmanager", "taskmanager-1"]
+    for c in comps:
+        assert set(c) == {"name", "pid", "port", "metrics_port", "version", "healthy"}
+        assert c["healthy"] is True
+        assert isinstance(c["pid"], int)
+    by_name = {c["name"]: c for c in comps}
+    assert by_name["kafka"]["port"] == stack.settings.kafka_port
+    assert by_name["kafka"]["metrics_port"] is None
+    assert by_name["jobmanager"]["port"] == stack.settings.flink_port
+    assert by_name["jobmanager"]["metrics_port"] == stack.settings.metrics_port
+    assert by_name["taskmanager-1"]["metrics_port"] == stack.settings.metrics_port + 1
+    assert by_name["jobmanager"]["version"] == "2.2.1"
+
+
+def test_flink_dashboard_and_rest_answer(stack: RunningStack) -> None:
+    overview = httpx.get(f"{stack.flink_url}/overview", timeout=10).json()
+    assert overview["taskmanagers"] >= 1
+    assert overview["slots-total"] == stack.settings.slots * stack.settings.taskmanagers
+    page = httpx.get(f"{stack.flink_url}/", timeout=10)
+    assert page.status_code == 200
+    assert "<title>Apache Flink Web Dashboard</title>" in page.text
+
+
+def test_prometheus_endpoints_expose_flink_metrics(stack: RunningStack) -> None:
+    jm = httpx.get(f"http://localhost:{stack.settings.metrics_port}/metrics", timeout=10).text
+    tm = httpx.get(f"http://localhost:{stack.settings.metrics_port + 1}/metrics", timeout=10).text
+    assert "flink_jobmanager_numRegisteredTaskManagers" in jm
+    assert "flink_taskmanager_Status_JVM_CPU_Load" in tm
+
+
+def test_a_second_up_is_a_noop_that_says_so(stack: RunningStack) -> None:
+    before = {c.name: c.pid for c in control.status(stack.settings.state_dir)}
+    result = control.up(stack.settings)
+    assert result.already_running
+    after = {c.name: c.pid for c in control.status(stack.settings.state_dir)}
+    assert after == before
+    done = eddyline("up", "--state-dir", str(stack.settings.state_dir))
+    assert done.returncode == 0
+    assert "already running" in done.stdout

@@ -1,0 +1,94 @@
+"""The Flink REST client against a fake transport (the real cluster is in tests/integration)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from deploy import pyjobs
+from deploy.errors import FlinkError
+from deploy.flink_rest import PYTHON_DRIVER, FlinkClient
+
+
+class FakeFlink:
+    """Answers the few endpoints the client uses and records what it was sent."""
+
+    def __init__(self) -> None:
+        self.jars: list[dict[str, str]] = []
+        self.runs: list[tuple[str, dict[str, object]]] = []
+        self.uploads = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/jars" and request.method == "GET":
+            return httpx.Response(200, json={"files": self.jars})
+        if path == "/jars/upload":
+            self.uploads += 1
+            name = "abc_flink-python-2.2.1.jar"
+            self.jars.append({"id": name, "name": "flink-python-2.2.1.jar"})
+            return httpx.Response(200, json={"filename": f"/tmp/uploads/{name}", "status": "ok"})
+        if path.startswith("/jars/") and path.endswith("/run"):
+            self.runs.append((path.split("/")[2], json.loads(request.content)))
+            return httpx.Response(200, json={"jobid": "0123abcd"})
+        if path == "/jobs/missing":
+            return httpx.Response(
+                404,
+                json={"errors": ["org.apache.flink...NotFound: Job missing not found\n\tat x.y"]},
+            )
+        return httpx.Response(500, text="unexpected")
+
+
+@pytest.fixture
+def fake() -> FakeFlink:
+    return FakeFlink()
+
+
+@pytest.fixture
+def client(fake: FakeFlink) -> FlinkClient:
+    return FlinkClient("http://flink:8081", transport=httpx.MockTransport(fake))
+
+
+def test_submit_uploads_the_python_jar_once_and_runs_the_driver(
+    fake: FakeFlink, client: FlinkClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    jar = tmp_path / "flink-python-2.2.1.jar"
+    jar.write_bytes(b"PK")
+    monkeypatch.setattr("deploy.paths.flink_python_jar", lambda: jar)
+    first = pyjobs.submit(client, "jobs.smoke", ["--bounded"], parallelism=2)
+    second = pyjobs.submit(client, "jobs.smoke", [], savepoint_path="file:///sp/1")
+    assert first == second == "0123abcd"
+    assert fake.uploads == 1
+    (jar_id, body), (_, body2) = fake.runs
+    assert jar_id == "abc_flink-python-2.2.1.jar"
+    assert body == {
+        "entryClass": PYTHON_DRIVER,
+        "programArgsList": ["-pym", "jobs.smoke", "--bounded"],
+        "parallelism": 2,
+    }
+    assert body2["savepointPath"] == "file:///sp/1"
+    assert body2["allowNonRestoredState"] is False
+
+
+def test_errors_carry_the_status_and_the_first_line_of_flinks_message(
+    client: FlinkClient,
+) -> None:
+    with pytest.raises(FlinkError) as info:
+        client.job("missing")
+    assert info.value.status == 404
+    assert "GET /jobs/missing answered 404" in str(info.value)
+    assert "Job missing not found" in str(info.value)
+    assert "\tat" not in str(info.value)
+
+
+def test_connection_errors_name_the_url() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with (
+        FlinkClient("http://flink:8081", transport=httpx.MockTransport(refuse)) as c,
+        pytest.raises(FlinkError, match="at http://flink:8081 failed: connection refused"),
+    ):
+        c.overview()

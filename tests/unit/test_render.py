@@ -1,0 +1,76 @@
+"""The stack's configuration files, rendered from the templates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from deploy.settings import StackSettings
+from deploy.stack import render
+
+
+def _settings(tmp_path: Path) -> StackSettings:
+    return StackSettings(
+        state_dir=tmp_path,
+        kafka_port=19092,
+        kafka_controller_port=19093,
+        flink_port=18081,
+        flink_rpc_port=16123,
+        metrics_port=19249,
+        slots=3,
+        taskmanager_memory="3g",
+    )
+
+
+def _properties(text: str) -> dict[str, str]:
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    return dict(ln.split("=", 1) for ln in lines)
+
+
+def test_flink_config_is_yaml_with_the_settings(tmp_path: Path) -> None:
+    conf = yaml.safe_load(render.flink_config(_settings(tmp_path), Path("/venv/bin/python")))
+    assert conf["rest.port"] == 18081
+    assert conf["jobmanager.rpc.port"] == 16123
+    assert conf["taskmanager.numberOfTaskSlots"] == 3
+    assert conf["taskmanager.memory.process.size"] == "3g"
+    assert conf["python.executable"] == "/venv/bin/python"
+    assert conf["python.client.executable"] == "/venv/bin/python"
+    assert conf["execution.checkpointing.dir"] == f"file://{tmp_path.resolve()}/checkpoints"
+    assert (
+        conf["execution.checkpointing.savepoint-dir"] == f"file://{tmp_path.resolve()}/savepoints"
+    )
+    assert conf["metrics.reporter.prom.factory.class"].endswith("PrometheusReporterFactory")
+    assert "--add-opens=java.base/java.lang=ALL-UNNAMED" in conf["env.java.opts.all"]
+
+
+def test_flink_config_takes_extra_keys(tmp_path: Path) -> None:
+    text = render.flink_config(
+        _settings(tmp_path), Path("/p"), extra={"jobmanager.scheduler": "adaptive"}
+    )
+    assert yaml.safe_load(text)["jobmanager.scheduler"] == "adaptive"
+
+
+def test_kafka_properties_single_node_kraft(tmp_path: Path) -> None:
+    props = _properties(render.kafka_server_properties(_settings(tmp_path)))
+    assert props["process.roles"] == "broker,controller"
+    assert props["listeners"] == "PLAINTEXT://localhost:19092,CONTROLLER://localhost:19093"
+    assert props["controller.quorum.voters"] == "1@localhost:19093"
+    assert props["log.dirs"] == str((tmp_path / "kafka" / "data").resolve())
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+    ):
+        assert props[key] == "1", key
+
+
+def test_kafka_allows_flinks_exactly_once_transaction_timeout(tmp_path: Path) -> None:
+    props = _properties(render.kafka_server_properties(_settings(tmp_path)))
+    # Flink's KafkaSink asks for a 1 h transaction timeout by default.
+    assert int(props["transaction.max.timeout.ms"]) >= 3_600_000
+
+
+def test_kafka_log4j_writes_to_the_given_file(tmp_path: Path) -> None:
+    conf = yaml.safe_load(render.kafka_log4j(tmp_path / "server.log"))
+    assert conf["Configuration"]["Appenders"]["File"]["fileName"] == str(tmp_path / "server.log")

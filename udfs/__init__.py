@@ -1,0 +1,1 @@
+"""Python UDFs: pure, typed functions first; thin PyFlink wrappers around them."""
