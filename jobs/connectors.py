@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-from pyflink.common import Configuration, SimpleStringSchema
+from pyflink.common import SimpleStringSchema
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import (
@@ -30,17 +29,6 @@ def _jvm_has(class_name: str) -> bool:
     except Exception:  # Py4JJavaError wrapping ClassNotFoundException
         return False
     return True
-
-
-def environment() -> StreamExecutionEnvironment:
-    """The job's execution environment, with Python workers on this same interpreter.
-
-    Embedded, Flink would otherwise start `python` from PATH, which may lack pyflink; on the
-    cluster the client process already runs the configured interpreter, so this changes nothing.
-    """
-    config = Configuration()
-    config.set_string("python.executable", sys.executable)
-    return StreamExecutionEnvironment.get_execution_environment(config)
 
 
 def connector_jars() -> list[Path]:

@@ -14,7 +14,7 @@ import sys
 from pyflink.common import Types, WatermarkStrategy
 from pyflink.datastream import StreamExecutionEnvironment
 
-from jobs import connectors
+from jobs import connectors, runtime
 
 
 def transform(raw: str) -> str:
@@ -42,7 +42,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def build(env: StreamExecutionEnvironment, args: argparse.Namespace) -> None:
-    connectors.ensure_kafka_connector(env)
     env.set_parallelism(args.parallelism)
     source = connectors.string_source(
         args.bootstrap_servers,
@@ -62,7 +61,7 @@ def build(env: StreamExecutionEnvironment, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    env = connectors.environment()
+    env = runtime.python_env()
     build(env, args)
     # Embedded (`python -m`): blocks until the job ends. Submitted to a session cluster through
     # the REST API, the driver runs detached and this returns once the job is submitted.

@@ -1,0 +1,51 @@
+"""Command-line flags every job shares (the contract in ARCHITECTURE.md), and duration parsing."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
+_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def duration_ms(text: str) -> int:
+    """'500ms', '5s', '30m', '1h', '7d' → milliseconds. ValueError naming the text otherwise."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 500ms, 5s, 30m, 1h, 7d)")
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def _duration(text: str) -> int:
+    try:
+        return duration_ms(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def parser(name: str, description: str | None, output_topic: str) -> argparse.ArgumentParser:
+    """A parser with the flags all jobs take; jobs add their own on the result."""
+    p = argparse.ArgumentParser(prog=f"python -m jobs.{name}", description=description)
+    p.add_argument("--bootstrap-servers", default="localhost:9092")
+    p.add_argument("--group-id", default=name, help="consumer group (default: the job's name)")
+    p.add_argument("--output-topic", default=output_topic)
+    p.add_argument("--late-topic", default="late-events")
+    p.add_argument("--dead-letter-topic", default="dead-letter")
+    p.add_argument("--max-out-of-orderness", type=_duration, default="5s", metavar="DURATION")
+    p.add_argument(
+        "--idle-timeout",
+        type=_duration,
+        default="10s",
+        metavar="DURATION",
+        help="a partition without events this long stops holding back the watermark",
+    )
+    p.add_argument("--checkpoint-interval", type=_duration, default="10s", metavar="DURATION")
+    p.add_argument("--parallelism", type=int, default=1)
+    p.add_argument(
+        "--starting-offsets",
+        choices=("committed", "earliest", "latest"),
+        default="committed",
+        help="committed falls back to earliest",
+    )
+    return p

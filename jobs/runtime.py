@@ -1,0 +1,60 @@
+"""Execution environments for the jobs, the same embedded (`python -m`) and on a cluster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from pyflink.common import Configuration
+from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
+from pyflink.table import StreamTableEnvironment
+
+from jobs import connectors
+
+
+def python_env() -> StreamExecutionEnvironment:
+    """An environment whose Python workers run on this same interpreter, with the Kafka connector.
+
+    Embedded, Flink would otherwise start `python` from PATH, which may lack pyflink; on the
+    cluster this is already the configured interpreter, so it changes nothing there.
+    """
+    config = Configuration()
+    config.set_string("python.executable", sys.executable)
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    connectors.ensure_kafka_connector(env)
+    return env
+
+
+def stream_env(args: argparse.Namespace) -> StreamExecutionEnvironment:
+    """A streaming environment with the job's parallelism and checkpointing."""
+    env = python_env()
+    env.set_parallelism(args.parallelism)
+    env.enable_checkpointing(args.checkpoint_interval, CheckpointingMode.EXACTLY_ONCE)
+    return env
+
+
+def table_env(
+    args: argparse.Namespace, env: StreamExecutionEnvironment, name: str
+) -> StreamTableEnvironment:
+    t_env = StreamTableEnvironment.create(env)
+    conf = t_env.get_config()
+    conf.set("pipeline.name", name)
+    # Window bounds are computed from epoch milliseconds; UTC keeps them independent of the host.
+    conf.set("table.local-time-zone", "UTC")
+    conf.set("table.exec.source.idle-timeout", f"{args.idle_timeout} ms")
+    conf.set("parallelism.default", str(args.parallelism))
+    return t_env
+
+
+def attached(env: StreamExecutionEnvironment) -> bool:
+    """False when submitted detached (the REST API / controller): the job must not block then."""
+    conf = env._j_stream_execution_environment.getConfiguration()
+    return str(conf.toMap().get("execution.attached")) != "false"
+
+
+def run_statements(env: StreamExecutionEnvironment, statement_set: Any) -> None:
+    """Submit a StatementSet; wait for it only when embedded (waiting fails when detached)."""
+    result = statement_set.execute()
+    if attached(env):
+        result.wait()

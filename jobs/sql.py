@@ -1,0 +1,241 @@
+"""Flink SQL shared by the jobs: Kafka tables, strict JSON validation and the three routes.
+
+Every input message is read as raw bytes with its topic, partition and offset, then checked
+field by field with built-in JSON functions (no Python on this path, so it runs at SQL speed):
+    error IS NOT NULL                      → dead-letter (with where it came from and why)
+    valid, ts at or behind the watermark   → late-events (and nowhere else)
+    valid and on time                      → the job's logic
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Literal
+
+# CAST decodes UTF-8 like DECODE does, but DECODE cannot be compiled into a watermark generator
+# (Flink's codegen leaves its checked exception uncaught), and `ts` feeds the watermark.
+MSG = "CAST(`payload` AS STRING)"
+
+
+# A string field longer than this is malformed: no real id, page or user agent comes near it,
+# and huge values would otherwise travel through state and into every output.
+MAX_STRING_CHARS = 65_536
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: Literal["string", "int"]
+
+
+CLICKSTREAM_FIELDS = (
+    Field("event_id", "string"),
+    Field("user_id", "string"),
+    Field("ad_id", "string"),
+    Field("campaign_id", "string"),
+    Field("page", "string"),
+    Field("user_agent", "string"),
+    Field("ts", "int"),
+)
+ORDER_FIELDS = (
+    Field("movement_id", "string"),
+    Field("sku", "string"),
+    Field("delta", "int"),
+    Field("warehouse", "string"),
+    Field("ts", "int"),
+)
+
+
+def literal(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _wrapped(field: str, msg: str = MSG) -> str:
+    # JSON_QUERY with a wrapper keeps the JSON type visible: ["abc"] for a string, [12] for a
+    # number.
+    return f"JSON_QUERY({msg}, {literal('$.' + field)} WITH WRAPPER)"
+
+
+def int_value(field: str, msg: str = MSG) -> str:
+    """The field as BIGINT when it is a JSON integer, else NULL (strings and floats are wrong)."""
+    w = _wrapped(field, msg)
+    return (
+        f"CASE WHEN REGEXP({w}, '^\\[-?[0-9]{{1,18}}\\]$') "
+        f"THEN CAST(REGEXP_EXTRACT({w}, '^\\[(-?[0-9]+)\\]$', 1) AS BIGINT) END"
+    )
+
+
+def string_ok(field: str, msg: str = MSG) -> str:
+    return f"COALESCE({_wrapped(field, msg)} LIKE '[\"%', FALSE)"
+
+
+def string_value(field: str, msg: str = MSG) -> str:
+    return f"JSON_VALUE({msg}, {literal('$.' + field)})"
+
+
+def interval(ms: int) -> str:
+    return f"INTERVAL '{ms / 1000:.3f}' SECOND"
+
+
+def kafka_options(args: argparse.Namespace, topic: str, **extra: str) -> str:
+    opts = {
+        "connector": "kafka",
+        "topic": topic,
+        "properties.bootstrap.servers": args.bootstrap_servers,
+        **extra,
+    }
+    return ",\n  ".join(f"{literal(k)} = {literal(v)}" for k, v in opts.items())
+
+
+def _startup(args: argparse.Namespace) -> dict[str, str]:
+    mode = {"committed": "group-offsets", "earliest": "earliest-offset", "latest": "latest-offset"}
+    return {
+        "properties.group.id": args.group_id,
+        "scan.startup.mode": mode[args.starting_offsets],
+        # `committed` with no committed offset yet starts from the beginning.
+        "properties.auto.offset.reset": "earliest",
+        "properties.commit.offsets.on.checkpoint": "true",
+    }
+
+
+def source_table(name: str, topic: str, args: argparse.Namespace, bounded: bool = False) -> str:
+    """A raw-bytes Kafka table with provenance columns, event time `ts`/`rt` and a watermark."""
+    extra = _startup(args)
+    if bounded:
+        extra["scan.bounded.mode"] = "latest-offset"
+    return f"""CREATE TEMPORARY TABLE `{name}` (
+  `payload` BYTES,
+  `src_topic` STRING METADATA FROM 'topic' VIRTUAL,
+  `src_partition` INT METADATA FROM 'partition' VIRTUAL,
+  `src_offset` BIGINT METADATA FROM 'offset' VIRTUAL,
+  `ts` AS {int_value("ts")},
+  `rt` AS TO_TIMESTAMP_LTZ({int_value("ts")}, 3),
+  WATERMARK FOR `rt` AS `rt` - {interval(args.max_out_of_orderness)}
+) WITH (
+  {kafka_options(args, topic, format="raw", **extra)}
+)"""
+
+
+def error_expression(fields: tuple[Field, ...], msg: str = "`msg`") -> str:
+    """Why a message is malformed (NULL when it is a valid event): the first problem found."""
+    cases = [
+        "WHEN NOT `utf8` THEN 'payload is not valid UTF-8'",
+        f"WHEN NOT ({msg} IS JSON OBJECT) THEN 'payload is not a JSON object'",
+    ]
+    for f in fields:
+        if f.kind == "int":
+            check = f"{int_value(f.name, msg)} IS NULL"
+            what = "an integer"
+        else:
+            check = f"NOT {string_ok(f.name, msg)}"
+            what = "a string"
+        cases.append(f"WHEN {check} THEN {literal(f'field {f.name}: missing or not {what}')}")
+        if f.kind == "string":
+            too_long = f"CHAR_LENGTH({string_value(f.name, msg)}) > {MAX_STRING_CHARS}"
+            reason = f"field {f.name}: longer than {MAX_STRING_CHARS} characters"
+            cases.append(f"WHEN {too_long} THEN {literal(reason)}")
+    return "CASE " + " ".join(cases) + " END"
+
+
+def checked_view(name: str, source: str, fields: tuple[Field, ...]) -> str:
+    """The source with each field extracted, `error` and `late` flags; keeps the time attribute."""
+    columns = []
+    for f in fields:
+        if f.name == "ts":
+            continue
+        value = int_value(f.name, "`msg`") if f.kind == "int" else string_value(f.name, "`msg`")
+        columns.append(f"{value} AS `{f.name}`")
+    cols = ",\n  ".join(columns)
+    return f"""CREATE TEMPORARY VIEW `{name}` AS
+SELECT
+  `src_topic`, `src_partition`, `src_offset`, `payload`, `msg`, `utf8`, `ts`, `rt`,
+  {cols},
+  {error_expression(fields)} AS `error`,
+  COALESCE(`rt` <= CURRENT_WATERMARK(`rt`), FALSE) AS `late`
+FROM (
+  SELECT *, {MSG} AS `msg`, ENCODE({MSG}, 'UTF-8') = `payload` AS `utf8` FROM `{source}`
+)"""
+
+
+def dead_letter_sink(args: argparse.Namespace, name: str = "dead_letter") -> str:
+    return f"""CREATE TEMPORARY TABLE `{name}` (`value` STRING) WITH (
+  {
+        kafka_options(
+            args,
+            args.dead_letter_topic,
+            format="raw",
+            **{"sink.delivery-guarantee": "at-least-once"},
+        )
+    }
+)"""
+
+
+def dead_letter_insert(checked: str, sink: str = "dead_letter") -> str:
+    """Malformed messages, each as a dead-letter record saying where it was and what is wrong."""
+    return f"""INSERT INTO `{sink}`
+SELECT JSON_OBJECT(
+  'source_topic' VALUE `src_topic`,
+  'partition' VALUE `src_partition`,
+  'offset' VALUE `src_offset`,
+  'error' VALUE `error`,
+  'payload' VALUE CASE WHEN `utf8` THEN `msg` ELSE TO_BASE64(`payload`) END,
+  'payload_encoding' VALUE CASE WHEN `utf8` THEN CAST(NULL AS STRING) ELSE 'base64' END
+  ABSENT ON NULL)
+FROM `{checked}` WHERE `error` IS NOT NULL"""
+
+
+def keyed_raw_sink(args: argparse.Namespace, name: str, topic: str) -> str:
+    """A table writing (key, value) strings as they are."""
+    return f"""CREATE TEMPORARY TABLE `{name}` (`k` STRING, `value` STRING) WITH (
+  {
+        kafka_options(
+            args,
+            topic,
+            **{
+                "key.format": "raw",
+                "key.fields": "k",
+                "value.format": "raw",
+                "value.fields-include": "EXCEPT_KEY",
+                "sink.delivery-guarantee": "at-least-once",
+            },
+        )
+    }
+)"""
+
+
+def late_insert(checked: str, key: str, sink: str = "late_events") -> str:
+    """Late events: the original event's fields plus `source_topic` and `reason`."""
+    # The message is a valid JSON object with at least one field, so it ends in '}' (after TRIM)
+    # and the two fields can be appended in place: unknown fields stay as they were.
+    return f"""INSERT INTO `{sink}`
+SELECT `{key}`,
+  CONCAT(
+    SUBSTR(TRIM(`msg`), 1, CHAR_LENGTH(TRIM(`msg`)) - 1),
+    ',"source_topic":', JSON_STRING(`src_topic`), ',"reason":"late"}}')
+FROM `{checked}` WHERE `error` IS NULL AND `late`"""
+
+
+def json_sink(
+    args: argparse.Namespace, name: str, topic: str, columns: list[tuple[str, str]]
+) -> str:
+    """A JSON table keyed by its `k` column (written as the Kafka key, not in the value)."""
+    cols = ",\n  ".join(f"`{c}` {t}" for c, t in [("k", "STRING"), *columns])
+    return f"""CREATE TEMPORARY TABLE `{name}` (
+  {cols}
+) WITH (
+  {
+        kafka_options(
+            args,
+            topic,
+            **{
+                "key.format": "raw",
+                "key.fields": "k",
+                "value.format": "json",
+                "value.fields-include": "EXCEPT_KEY",
+                "sink.delivery-guarantee": "at-least-once",
+            },
+        )
+    }
+)"""

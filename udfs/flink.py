@@ -1,0 +1,81 @@
+"""PyFlink Table API wrappers around the pure UDFs in :mod:`udfs.bots` and :mod:`udfs.pages`.
+
+The wrappers only adapt nulls and pandas Series; all rules live in the pure modules so they
+can be tested without a JVM.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import pandas as pd  # type: ignore[import-untyped]
+from pyflink.table import DataTypes, TableEnvironment
+from pyflink.table.udf import udf
+
+from udfs.bots import is_bot
+from udfs.pages import normalize_page
+
+__all__ = [
+    "SQL_NAMES",
+    "is_bot_pandas",
+    "is_bot_udf",
+    "normalize_page_pandas",
+    "normalize_page_udf",
+    "register_all",
+]
+
+
+def _is_bot_row(user_agent: str | None) -> bool:
+    return is_bot(user_agent)
+
+
+def _normalize_page_row(page: str | None) -> str | None:
+    return None if page is None else normalize_page(page)
+
+
+def _as_str(value: object) -> str | None:
+    # A null STRING can reach a pandas UDF as None or as NaN depending on the batch.
+    return value if isinstance(value, str) else None
+
+
+def _is_bot_series(user_agents: pd.Series) -> pd.Series:
+    return user_agents.map(lambda v: is_bot(_as_str(v))).astype(bool)
+
+
+def _normalize_page_series(pages: pd.Series) -> pd.Series:
+    return pages.map(lambda v: _normalize_page_row(_as_str(v))).astype(object)
+
+
+# Built with udf(f, ...) rather than as decorators so the plain functions above keep their
+# types for mypy (strict mode rejects untyped decorators).
+is_bot_udf: Final[Any] = udf(
+    _is_bot_row, input_types=[DataTypes.STRING()], result_type=DataTypes.BOOLEAN()
+)
+normalize_page_udf: Final[Any] = udf(
+    _normalize_page_row, input_types=[DataTypes.STRING()], result_type=DataTypes.STRING()
+)
+is_bot_pandas: Final[Any] = udf(
+    _is_bot_series,
+    input_types=[DataTypes.STRING()],
+    result_type=DataTypes.BOOLEAN(),
+    func_type="pandas",
+)
+normalize_page_pandas: Final[Any] = udf(
+    _normalize_page_series,
+    input_types=[DataTypes.STRING()],
+    result_type=DataTypes.STRING(),
+    func_type="pandas",
+)
+
+SQL_NAMES: Final[dict[str, Any]] = {
+    "is_bot": is_bot_udf,
+    "normalize_page": normalize_page_udf,
+    "is_bot_vec": is_bot_pandas,
+    "normalize_page_vec": normalize_page_pandas,
+}
+
+
+def register_all(t_env: TableEnvironment) -> None:
+    """Register every UDF as a temporary system function under its SQL name."""
+    for name, fn in SQL_NAMES.items():
+        t_env.create_temporary_system_function(name, fn)
