@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs import flags, runtime, sql
+from jobs import clickstream, flags, runtime, sql
 from udfs.flink import register_all
 
 OUTPUT_COLUMNS = [
@@ -29,35 +29,18 @@ OUTPUT_COLUMNS = [
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = flags.parser("attribution", __doc__, output_topic="attributed-clicks")
-    p.add_argument("--views-topic", default="views")
-    p.add_argument("--clicks-topic", default="clicks")
+    p = clickstream.parser("attribution", __doc__, output_topic="attributed-clicks")
     p.add_argument("--window", type=flags.duration_ms, default="1m", metavar="DURATION")
-    p.add_argument(
-        "--bounded",
-        action="store_true",
-        help="stop at the offsets latest at start (tests and benchmarks)",
-    )
     return p.parse_args(argv)
 
 
 def statements(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """(DDL, INSERTs) of the job: plain strings, so they can be read and tested."""
-    ddl = []
-    for stream, topic in (("views", args.views_topic), ("clicks", args.clicks_topic)):
-        ddl.append(sql.source_table(f"{stream}_src", topic, args, bounded=args.bounded))
-        ddl.append(sql.checked_view(f"{stream}_checked", f"{stream}_src", sql.CLICKSTREAM_FIELDS))
-        ddl.append(f"""CREATE TEMPORARY VIEW `{stream}_ok` AS
-SELECT * FROM `{stream}_checked`
-WHERE `error` IS NULL AND NOT `late` AND NOT is_bot(`user_agent`)""")
-    ddl.append(sql.dead_letter_sink(args))
-    ddl.append(sql.keyed_raw_sink(args, "late_events", args.late_topic))
+    ddl = clickstream.input_ddl(args)
     ddl.append(sql.json_sink(args, "attributed", args.output_topic, OUTPUT_COLUMNS))
-
     w = args.window
     win = sql.interval(w)
-    inserts = [sql.dead_letter_insert(f"{s}_checked") for s in ("views", "clicks")]
-    inserts += [sql.late_insert(f"{s}_checked", "user_id") for s in ("views", "clicks")]
+    inserts = clickstream.side_inserts()
     inserts.append(f"""INSERT INTO `attributed`
 SELECT v.user_id, v.ts - MOD(v.ts, {w}), v.ts - MOD(v.ts, {w}) + {w},
        v.user_id, v.ad_id, v.campaign_id, v.event_id, c.event_id, v.ts, c.ts

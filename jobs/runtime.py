@@ -13,7 +13,7 @@ from pyflink.table import StreamTableEnvironment
 from jobs import connectors
 
 
-def python_env() -> StreamExecutionEnvironment:
+def python_env(settings: dict[str, str] | None = None) -> StreamExecutionEnvironment:
     """An environment whose Python workers run on this same interpreter, with the Kafka connector.
 
     Embedded, Flink would otherwise start `python` from PATH, which may lack pyflink; on the
@@ -21,14 +21,18 @@ def python_env() -> StreamExecutionEnvironment:
     """
     config = Configuration()
     config.set_string("python.executable", sys.executable)
+    for key, value in (settings or {}).items():
+        config.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(config)
     connectors.ensure_kafka_connector(env)
     return env
 
 
-def stream_env(args: argparse.Namespace) -> StreamExecutionEnvironment:
-    """A streaming environment with the job's parallelism and checkpointing."""
-    env = python_env()
+def stream_env(
+    args: argparse.Namespace, settings: dict[str, str] | None = None
+) -> StreamExecutionEnvironment:
+    """A streaming environment with the job's parallelism, checkpointing and extra settings."""
+    env = python_env(settings)
     env.set_parallelism(args.parallelism)
     env.enable_checkpointing(args.checkpoint_interval, CheckpointingMode.EXACTLY_ONCE)
     return env

@@ -76,7 +76,14 @@ def string_value(field: str, msg: str = MSG) -> str:
 
 
 def interval(ms: int) -> str:
-    return f"INTERVAL '{ms / 1000:.3f}' SECOND"
+    """A day-to-millisecond interval literal (SECOND alone allows only two leading digits)."""
+    days, rest = divmod(ms, 86_400_000)
+    hours, rest = divmod(rest, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1_000)
+    return (
+        f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}' DAY TO SECOND(3)"
+    )
 
 
 def kafka_options(args: argparse.Namespace, topic: str, **extra: str) -> str:
@@ -100,19 +107,22 @@ def _startup(args: argparse.Namespace) -> dict[str, str]:
     }
 
 
-def source_table(name: str, topic: str, args: argparse.Namespace, bounded: bool = False) -> str:
+def source_table(
+    name: str, topic: str, args: argparse.Namespace, bounded: bool = False, watermark: bool = True
+) -> str:
     """A raw-bytes Kafka table with provenance columns, event time `ts`/`rt` and a watermark."""
     extra = _startup(args)
     if bounded:
         extra["scan.bounded.mode"] = "latest-offset"
+    delay = interval(args.max_out_of_orderness)
+    wm = f",\n  WATERMARK FOR `rt` AS `rt` - {delay}" if watermark else ""
     return f"""CREATE TEMPORARY TABLE `{name}` (
   `payload` BYTES,
   `src_topic` STRING METADATA FROM 'topic' VIRTUAL,
   `src_partition` INT METADATA FROM 'partition' VIRTUAL,
   `src_offset` BIGINT METADATA FROM 'offset' VIRTUAL,
   `ts` AS {int_value("ts")},
-  `rt` AS TO_TIMESTAMP_LTZ({int_value("ts")}, 3),
-  WATERMARK FOR `rt` AS `rt` - {interval(args.max_out_of_orderness)}
+  `rt` AS TO_TIMESTAMP_LTZ({int_value("ts")}, 3){wm}
 ) WITH (
   {kafka_options(args, topic, format="raw", **extra)}
 )"""
@@ -139,8 +149,12 @@ def error_expression(fields: tuple[Field, ...], msg: str = "`msg`") -> str:
     return "CASE " + " ".join(cases) + " END"
 
 
-def checked_view(name: str, source: str, fields: tuple[Field, ...]) -> str:
-    """The source with each field extracted, `error` and `late` flags; keeps the time attribute."""
+def checked_view(name: str, source: str, fields: tuple[Field, ...], watermark: bool = True) -> str:
+    """The source with each field extracted, `error` and `late` flags; keeps the time attribute.
+
+    Without a watermark (the ledger applies every movement, however late) `late` is FALSE.
+    """
+    late = "COALESCE(`rt` <= CURRENT_WATERMARK(`rt`), FALSE)" if watermark else "FALSE"
     columns = []
     for f in fields:
         if f.name == "ts":
@@ -153,7 +167,7 @@ SELECT
   `src_topic`, `src_partition`, `src_offset`, `payload`, `msg`, `utf8`, `ts`, `rt`,
   {cols},
   {error_expression(fields)} AS `error`,
-  COALESCE(`rt` <= CURRENT_WATERMARK(`rt`), FALSE) AS `late`
+  {late} AS `late`
 FROM (
   SELECT *, {MSG} AS `msg`, ENCODE({MSG}, 'UTF-8') = `payload` AS `utf8` FROM `{source}`
 )"""

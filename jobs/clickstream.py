@@ -1,0 +1,52 @@
+"""What attribution and sessions share: reading views and clicks, and the three side routes.
+
+For each stream: a raw Kafka table, a checked view (fields, `error`, `late`) and `<stream>_ok`,
+the valid, on-time, human events the job's logic consumes. Malformed messages go to dead-letter
+and late events to late-events from here, so both jobs route them identically.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from jobs import flags, sql
+
+STREAMS = ("views", "clicks")
+
+
+def add_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--views-topic", default="views")
+    p.add_argument("--clicks-topic", default="clicks")
+    p.add_argument(
+        "--bounded",
+        action="store_true",
+        help="stop at the offsets latest at start (tests and benchmarks)",
+    )
+
+
+def parser(name: str, description: str | None, output_topic: str) -> argparse.ArgumentParser:
+    p = flags.parser(name, description, output_topic)
+    add_flags(p)
+    return p
+
+
+def input_ddl(args: argparse.Namespace) -> list[str]:
+    """Sources, checked views, `views_ok`/`clicks_ok` and the dead-letter and late sinks."""
+    ddl = []
+    for stream in STREAMS:
+        topic = getattr(args, f"{stream}_topic")
+        ddl.append(sql.source_table(f"{stream}_src", topic, args, bounded=args.bounded))
+        ddl.append(sql.checked_view(f"{stream}_checked", f"{stream}_src", sql.CLICKSTREAM_FIELDS))
+        ddl.append(f"""CREATE TEMPORARY VIEW `{stream}_ok` AS
+SELECT * FROM `{stream}_checked`
+WHERE `error` IS NULL AND NOT `late` AND NOT is_bot(`user_agent`)""")
+    ddl.append(sql.dead_letter_sink(args))
+    ddl.append(sql.keyed_raw_sink(args, "late_events", args.late_topic))
+    return ddl
+
+
+def side_inserts() -> list[str]:
+    """Dead letters and late events of both streams."""
+    inserts = [sql.dead_letter_insert(f"{s}_checked") for s in STREAMS]
+    inserts += [sql.late_insert(f"{s}_checked", "user_id") for s in STREAMS]
+    return inserts
