@@ -9,11 +9,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
+from deploy import generator, loadgen
 from deploy.errors import EddylineError
 from deploy.settings import StackSettings
-from deploy.stack import control
+from deploy.stack import control, state
 
 app = typer.Typer(
     help="Eddyline: run PyFlink jobs on a real Kafka + Flink stack, locally or on Kubernetes.",
@@ -182,6 +184,109 @@ def status(state_dir: StateDir = None, output: OutputOpt = Output.table) -> None
         console.print(table)
     if not comps or not all(c.healthy for c in comps):
         raise typer.Exit(1)
+
+
+class Profile(StrEnum):
+    clickstream = "clickstream"
+    orders = "orders"
+
+
+def _bootstrap(state_dir: Path | None, given: str | None) -> str:
+    """The Kafka to use: the flag, else the running local stack, else the configured default."""
+    if given:
+        return given
+    settings = _settings(state_dir=state_dir)
+    current = state.load(settings.state_dir)
+    if current is not None and control.supervisor_running(settings.state_dir):
+        return current.bootstrap_servers
+    return settings.bootstrap_servers
+
+
+@app.command()
+def generate(
+    profile: Annotated[
+        Profile, typer.Option(help="which input topics to fill")
+    ] = Profile.clickstream,
+    events: Annotated[
+        int, typer.Option(min=0, help="messages in total, all kinds included")
+    ] = 10_000,
+    seed: Annotated[int, typer.Option(help="same seed, same bytes")] = 0,
+    rate: Annotated[
+        float, typer.Option(min=0, help="messages per second; 0 = as fast as possible")
+    ] = 0.0,
+    partitions: Annotated[int, typer.Option(min=1, help="partitions of each topic created")] = 2,
+    out_of_order: Annotated[
+        float, typer.Option(help="fraction out of order within the bound")
+    ] = 0.10,
+    late: Annotated[float, typer.Option(help="fraction far behind the watermark")] = 0.01,
+    duplicate: Annotated[float, typer.Option(help="fraction that are redeliveries")] = 0.01,
+    malformed: Annotated[float, typer.Option(help="fraction that are broken messages")] = 0.01,
+    bot: Annotated[float, typer.Option(help="fraction of bot traffic (clickstream)")] = 0.05,
+    key_skew: Annotated[float, typer.Option(help="Zipf exponent of key choice; 0 = uniform")] = 1.2,
+    views_topic: Annotated[str, typer.Option()] = "views",
+    clicks_topic: Annotated[str, typer.Option()] = "clicks",
+    orders_topic: Annotated[str, typer.Option()] = "orders",
+    bootstrap_servers: Annotated[
+        str | None, typer.Option(help="default: the running local stack")
+    ] = None,
+    state_dir: StateDir = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Produce deterministic test events (with out-of-order, late, duplicate, malformed and bot
+    events) to Kafka, creating the topics; views and clicks get the same partition count."""
+    try:
+        config = generator.GeneratorConfig(
+            seed=seed,
+            events=events,
+            out_of_order=out_of_order,
+            late=late,
+            duplicate=duplicate,
+            malformed=malformed,
+            bot=bot if profile == Profile.clickstream else 0.0,
+            key_skew=key_skew,
+        )
+    except ValueError as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2) from None
+    if profile == Profile.clickstream:
+        messages = generator.clickstream(config)
+        topics = {"views": views_topic, "clicks": clicks_topic}
+    else:
+        messages = generator.orders(config)
+        topics = {"orders": orders_topic}
+    servers = _bootstrap(state_dir, bootstrap_servers)
+    try:
+        if output == Output.json:
+            sent = loadgen.produce(servers, messages, topics, partitions, rate)
+        else:
+            with Progress(console=console, transient=True) as bar:
+                task = bar.add_task(
+                    f"producing to {', '.join(topics.values())}", total=len(messages)
+                )
+                sent = loadgen.produce(
+                    servers,
+                    messages,
+                    topics,
+                    partitions,
+                    rate,
+                    on_progress=lambda n: bar.update(task, completed=n),
+                )
+    except Exception as e:  # confluent-kafka raises KafkaException and TimeoutError alike
+        err.print(f"[red]error:[/red] producing to Kafka at {servers} failed: {e}", highlight=False)
+        raise typer.Exit(1) from None
+    kinds = {
+        k.removeprefix("kind."): n
+        for k, n in generator.summary(messages).items()
+        if k.startswith("kind.")
+    }
+    if output == Output.json:
+        typer.echo(json.dumps({"bootstrap_servers": servers, "topics": sent, "kinds": kinds}))
+        return
+    console.print(
+        f"Produced {len(messages)} messages to {servers}: "
+        + ", ".join(f"{t} {n}" for t, n in sent.items())
+    )
+    console.print("  by kind: " + ", ".join(f"{k} {n}" for k, n in kinds.items() if n))
 
 
 if __name__ == "__main__":

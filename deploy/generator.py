@@ -44,6 +44,9 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, Final, Literal, get_args
 
+from jobs.sql import MAX_STRING_CHARS
+from udfs.bots import BOT_TOKENS, is_bot
+
 __all__ = [
     "BOT_TOKENS",
     "CLICKSTREAM_TOPICS",
@@ -71,8 +74,6 @@ JOB_OUT_OF_ORDERNESS_MS: Final = 5_000
 WINDOW_MS: Final = 60_000
 SESSION_GAP_MS: Final = 1_800_000
 
-BOT_TOKENS: Final[tuple[str, ...]] = ("bot", "crawler", "spider", "headless")
-MAX_STRING_CHARS: Final = 65_536
 
 CLICKSTREAM_TOPICS: Final[tuple[str, str]] = ("views", "clicks")
 ORDERS_TOPIC: Final = "orders"
@@ -85,12 +86,6 @@ _CLICK_DELAY_MS: Final = (500, 20_000)
 # bound at the default rate while keeping the per-duplicate scan cheap.
 _DUPLICATE_HORIZON: Final = 256
 _HUGE_CHARS: Final = 102_400
-
-
-def is_bot(user_agent: str) -> bool:
-    """True if ``user_agent``, lower-cased, contains one of :data:`BOT_TOKENS`."""
-    lowered = user_agent.lower()
-    return any(token in lowered for token in BOT_TOKENS)
 
 
 @dataclass(frozen=True, slots=True)

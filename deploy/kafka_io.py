@@ -58,6 +58,58 @@ def _wait(done: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.2)
 
 
+class DeliveryFailures(KafkaException):
+    pass
+
+
+class Sender:
+    """An idempotent producer that partitions keys like Java clients (and Flink) do, and
+    remembers failed deliveries until `close` reports them.
+
+    murmur2 is the Java client's partitioner: a key lands in the same partition whichever
+    client wrote it, which keeps views and clicks co-partitioned with Flink's own output.
+    """
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self.failures: list[str] = []
+        self._producer = Producer(
+            client_config(
+                bootstrap_servers,
+                **{
+                    "linger.ms": 5,
+                    "enable.idempotence": True,
+                    "partitioner": "murmur2_random",
+                    "on_delivery": self._report,
+                },
+            )
+        )
+
+    def _report(self, err: object, _msg: object) -> None:
+        if err is not None:
+            self.failures.append(str(err))
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Queue one message, waiting for room when the local queue is full."""
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                self._producer.poll(0.1)
+        self._producer.poll(0)
+
+    def poll(self) -> None:
+        self._producer.poll(0)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Wait until every queued message is acknowledged; raise if any was not."""
+        left = self._producer.flush(timeout)
+        if left:
+            raise DeliveryFailures(f"{left} messages were not delivered within {timeout:.0f} s")
+        if self.failures:
+            raise DeliveryFailures(f"{len(self.failures)} messages failed: {self.failures[0]}")
+
+
 def produce(
     bootstrap_servers: str,
     topic: str,
@@ -65,30 +117,14 @@ def produce(
     on_sent: Callable[[int], None] | None = None,
 ) -> int:
     """Send (key, value) pairs and wait until every one is acknowledged; returns the count."""
-    producer = Producer(
-        client_config(bootstrap_servers, **{"linger.ms": 5, "enable.idempotence": True})
-    )
-    failures: list[str] = []
-
-    def report(err: object, _msg: object) -> None:
-        if err is not None:
-            failures.append(str(err))
-
+    sender = Sender(bootstrap_servers)
     count = 0
     for key, value in messages:
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, on_delivery=report)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        sender.send(topic, key, value)
         count += 1
         if on_sent and count % 1000 == 0:
             on_sent(count)
-        producer.poll(0)
-    producer.flush(60)
-    if failures:
-        raise KafkaException(f"{len(failures)} messages to {topic} failed: {failures[0]}")
+    sender.close()
     if on_sent:
         on_sent(count)
     return count
