@@ -106,6 +106,9 @@ class FlinkClient:
         result: dict[str, Any] = self._call("GET", f"/jobs/{job_id}/exceptions")
         return result
 
+    def vertex_watermarks(self, job_id: str, vertex_id: str) -> list[dict[str, Any]]:
+        return list(self._call("GET", f"/jobs/{job_id}/vertices/{vertex_id}/watermarks"))
+
     def cancel(self, job_id: str) -> None:
         self._call("PATCH", f"/jobs/{job_id}", params={"mode": "cancel"})
 

@@ -88,11 +88,16 @@ class Sender:
         if err is not None:
             self.failures.append(str(err))
 
-    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+    def send(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> None:
         """Queue one message, waiting for room when the local queue is full."""
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key)
+                if partition is None:
+                    self._producer.produce(topic, value=value, key=key)
+                else:
+                    self._producer.produce(topic, value=value, key=key, partition=partition)
                 break
             except BufferError:
                 self._producer.poll(0.1)

@@ -30,7 +30,7 @@ OUTPUT_COLUMNS = [
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = clickstream.parser("attribution", __doc__, output_topic="attributed-clicks")
-    p.add_argument("--window", type=flags.duration_ms, default="1m", metavar="DURATION")
+    p.add_argument("--window", type=flags.duration, default="1m", metavar="DURATION")
     return p.parse_args(argv)
 
 

@@ -17,7 +17,8 @@ def duration_ms(text: str) -> int:
     return int(match.group(1)) * _UNIT_MS[match.group(2)]
 
 
-def _duration(text: str) -> int:
+def duration(text: str) -> int:
+    """argparse type for durations: a usage error naming the text when it is not one."""
     try:
         return duration_ms(text)
     except ValueError as e:
@@ -32,15 +33,15 @@ def parser(name: str, description: str | None, output_topic: str) -> argparse.Ar
     p.add_argument("--output-topic", default=output_topic)
     p.add_argument("--late-topic", default="late-events")
     p.add_argument("--dead-letter-topic", default="dead-letter")
-    p.add_argument("--max-out-of-orderness", type=_duration, default="5s", metavar="DURATION")
+    p.add_argument("--max-out-of-orderness", type=duration, default="5s", metavar="DURATION")
     p.add_argument(
         "--idle-timeout",
-        type=_duration,
+        type=duration,
         default="10s",
         metavar="DURATION",
         help="a partition without events this long stops holding back the watermark",
     )
-    p.add_argument("--checkpoint-interval", type=_duration, default="10s", metavar="DURATION")
+    p.add_argument("--checkpoint-interval", type=duration, default="10s", metavar="DURATION")
     p.add_argument("--parallelism", type=int, default=1)
     p.add_argument(
         "--starting-offsets",

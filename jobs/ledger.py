@@ -83,7 +83,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--orders-topic", default="orders")
     p.add_argument("--state-backend", choices=("hashmap", "rocksdb"), default="hashmap")
     p.add_argument("--delivery", choices=("exactly-once", "at-least-once"), default="exactly-once")
-    p.add_argument("--dedup-ttl", type=flags.duration_ms, default="7d", metavar="DURATION")
+    p.add_argument("--dedup-ttl", type=flags.duration, default="7d", metavar="DURATION")
     p.add_argument(
         "--transactional-id-prefix",
         help="prefix of the sink's Kafka transactional ids: stable across restarts, unique per "

@@ -29,7 +29,7 @@ OUTPUT_COLUMNS = [
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = clickstream.parser("sessions", __doc__, output_topic="sessions")
-    p.add_argument("--gap", type=flags.duration_ms, default="30m", metavar="DURATION")
+    p.add_argument("--gap", type=flags.duration, default="30m", metavar="DURATION")
     return p.parse_args(argv)
 
 
