@@ -25,6 +25,7 @@ from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, StateTtlConfig, ValueStateDescriptor
 
 from jobs import flags, runtime, sql
+from udfs.flink import register_all
 
 OUTPUT_COLUMNS = [
     ("movement_id", "STRING"),
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     env = runtime.stream_env(args, {"state.backend.type": args.state_backend})
     t_env = runtime.table_env(args, env, "ledger")
+    register_all(t_env)
     for ddl in (
         sql.source_table("orders_src", args.orders_topic, args, args.bounded, watermark=False),
         sql.checked_view("orders_checked", "orders_src", sql.ORDER_FIELDS, watermark=False),

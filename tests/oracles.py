@@ -63,7 +63,7 @@ def parse(
     except UnicodeDecodeError:
         return None, "not UTF-8"
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_not_json)
     except (ValueError, RecursionError):
         return None, "not JSON"
     if not isinstance(doc, dict):
@@ -79,6 +79,10 @@ def parse(
         elif len(v) > LONGEST_STRING:
             return None, f"{name}: too long"
     return doc, None
+
+
+def _not_json(name: str) -> float:
+    raise ValueError(f"{name} is not JSON (RFC 8259)")
 
 
 def is_bot(user_agent: str) -> bool:

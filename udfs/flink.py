@@ -13,12 +13,14 @@ from pyflink.table import DataTypes, TableEnvironment
 from pyflink.table.udf import udf
 
 from udfs.bots import is_bot
+from udfs.jsontext import is_json_object
 from udfs.pages import normalize_page
 
 __all__ = [
     "SQL_NAMES",
     "is_bot_pandas",
     "is_bot_udf",
+    "is_json_object_udf",
     "normalize_page_pandas",
     "normalize_page_udf",
     "register_all",
@@ -54,6 +56,9 @@ is_bot_udf: Final[Any] = udf(
 normalize_page_udf: Final[Any] = udf(
     _normalize_page_row, input_types=[DataTypes.STRING()], result_type=DataTypes.STRING()
 )
+is_json_object_udf: Final[Any] = udf(
+    is_json_object, input_types=[DataTypes.STRING()], result_type=DataTypes.BOOLEAN()
+)
 is_bot_pandas: Final[Any] = udf(
     _is_bot_series,
     input_types=[DataTypes.STRING()],
@@ -72,6 +77,7 @@ SQL_NAMES: Final[dict[str, Any]] = {
     "normalize_page": normalize_page_udf,
     "is_bot_vec": is_bot_pandas,
     "normalize_page_vec": normalize_page_pandas,
+    "is_json_object": is_json_object_udf,
 }
 
 
