@@ -11,7 +11,7 @@ MVN ?= mvn
 MVN_FLAGS := -B -ntp -q
 PYTEST_ARGS ?=
 
-.PHONY: setup venv jars demo test check lint typecheck unit integration down clean
+.PHONY: setup venv jars demo test bench check lint typecheck unit integration down clean
 
 setup: venv jars
 
@@ -59,6 +59,10 @@ unit: setup
 
 integration: setup
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+## bench: job throughput against its baselines, side by side in one run (bench/results/)
+bench: setup
+	$(PY) bench/throughput.py $(BENCH_ARGS)
 
 ## down: stop the local stack started by `make demo`
 down:

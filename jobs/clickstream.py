@@ -18,6 +18,14 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--views-topic", default="views")
     p.add_argument("--clicks-topic", default="clicks")
     p.add_argument(
+        "--functions",
+        choices=sql.FUNCTIONS,
+        default="python",
+        help="how the bot, page and JSON rules run: Python UDFs (default), vectorised pandas UDFs, "
+        "or built-in SQL functions (the benchmark's pure-SQL baseline; built-in IS JSON accepts "
+        "trailing content after an object)",
+    )
+    p.add_argument(
         "--bounded",
         action="store_true",
         help="stop at the offsets latest at start (tests and benchmarks)",
@@ -36,10 +44,16 @@ def input_ddl(args: argparse.Namespace) -> list[str]:
     for stream in STREAMS:
         topic = getattr(args, f"{stream}_topic")
         ddl.append(sql.source_table(f"{stream}_src", topic, args, bounded=args.bounded))
-        ddl.append(sql.checked_view(f"{stream}_checked", f"{stream}_src", sql.CLICKSTREAM_FIELDS))
+        ddl.append(
+            sql.checked_view(
+                f"{stream}_checked", f"{stream}_src", sql.CLICKSTREAM_FIELDS,
+                functions=args.functions,
+            )
+        )  # fmt: skip
+        bot = sql.bot_check("`user_agent`", args.functions)
         ddl.append(f"""CREATE TEMPORARY VIEW `{stream}_ok` AS
 SELECT * FROM `{stream}_checked`
-WHERE `error` IS NULL AND NOT `late` AND NOT is_bot(`user_agent`)""")
+WHERE `error` IS NULL AND NOT `late` AND NOT {bot}""")
     ddl.append(sql.dead_letter_sink(args))
     ddl.append(sql.keyed_raw_sink(args, "late_events", args.late_topic))
     return ddl

@@ -46,7 +46,7 @@ SELECT `user_id`, `ts`, `rt`, `page`, 0 AS `is_view`, 1 AS `is_click` FROM `clic
     inserts.append(f"""INSERT INTO `sessions_out`
 SELECT `user_id`, `user_id`, MIN(`ts`), MAX(`ts`) + {gap},
        COUNT(*), CAST(SUM(`is_view`) AS BIGINT), CAST(SUM(`is_click`) AS BIGINT),
-       COUNT(DISTINCT normalize_page(`page`))
+       COUNT(DISTINCT {sql.page_expression("`page`", args.functions)})
 FROM TABLE(SESSION(TABLE `activity` PARTITION BY `user_id`, DESCRIPTOR(`rt`), {sql.interval(gap)}))
 GROUP BY `user_id`, `window_start`, `window_end`""")
     return ddl, inserts

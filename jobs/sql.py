@@ -128,12 +128,44 @@ def source_table(
 )"""
 
 
-def error_expression(fields: tuple[Field, ...], msg: str = "`msg`") -> str:
+FUNCTIONS = ("python", "pandas", "builtin")
+_BOT_WORDS = ("bot", "crawler", "spider", "headless")
+
+
+def json_object_check(msg: str, functions: str = "python") -> str:
+    """Is `msg` exactly one JSON object? Strictly only through the Python UDF: Flink's own
+    IS JSON ignores anything after the first value (see udfs/jsontext); `builtin` is the
+    benchmark baseline."""
+    return f"({msg} IS JSON OBJECT)" if functions == "builtin" else f"is_json_object({msg})"
+
+
+def bot_check(user_agent: str, functions: str = "python") -> str:
+    if functions == "builtin":
+        return "(" + " OR ".join(f"LOWER({user_agent}) LIKE '%{w}%'" for w in _BOT_WORDS) + ")"
+    return f"is_bot_vec({user_agent})" if functions == "pandas" else f"is_bot({user_agent})"
+
+
+def page_expression(page: str, functions: str = "python") -> str:
+    if functions == "builtin":
+        # The same rule with regular expressions (well-formed URLs; no userinfo handling).
+        scheme = f"LOWER(REGEXP_EXTRACT({page}, '^([^:/?#]*):', 1))"
+        host = f"LOWER(REGEXP_EXTRACT({page}, '^[^:/?#]*://([^/?#]*)', 1))"
+        path = (
+            f"REGEXP_REPLACE(REGEXP_EXTRACT({page}, '^[^:/?#]*://[^/?#]*([^?#]*)', 1), '/+$', '')"
+        )
+        return f"CONCAT({scheme}, '://', {host}, CASE WHEN {path} = '' THEN '/' ELSE {path} END)"
+    if functions == "pandas":
+        return f"normalize_page_vec({page})"
+    return f"normalize_page({page})"
+
+
+def error_expression(
+    fields: tuple[Field, ...], msg: str = "`msg`", functions: str = "python"
+) -> str:
     """Why a message is malformed (NULL when it is a valid event): the first problem found."""
     cases = [
         "WHEN NOT `utf8` THEN 'payload is not valid UTF-8'",
-        # A Python UDF: Flink's IS JSON ignores anything after the first value (see udfs/jsontext).
-        f"WHEN NOT is_json_object({msg}) THEN 'payload is not a JSON object'",
+        f"WHEN NOT {json_object_check(msg, functions)} THEN 'payload is not a JSON object'",
     ]
     for f in fields:
         if f.kind == "int":
@@ -150,7 +182,13 @@ def error_expression(fields: tuple[Field, ...], msg: str = "`msg`") -> str:
     return "CASE " + " ".join(cases) + " END"
 
 
-def checked_view(name: str, source: str, fields: tuple[Field, ...], watermark: bool = True) -> str:
+def checked_view(
+    name: str,
+    source: str,
+    fields: tuple[Field, ...],
+    watermark: bool = True,
+    functions: str = "python",
+) -> str:
     """The source with each field extracted, `error` and `late` flags; keeps the time attribute.
 
     Without a watermark (the ledger applies every movement, however late) `late` is FALSE.
@@ -167,7 +205,7 @@ def checked_view(name: str, source: str, fields: tuple[Field, ...], watermark: b
 SELECT
   `src_topic`, `src_partition`, `src_offset`, `payload`, `msg`, `utf8`, `ts`, `rt`,
   {cols},
-  {error_expression(fields)} AS `error`,
+  {error_expression(fields, functions=functions)} AS `error`,
   {late} AS `late`
 FROM (
   SELECT *, {MSG} AS `msg`, ENCODE({MSG}, 'UTF-8') = `payload` AS `utf8` FROM `{source}`

@@ -1,32 +1,75 @@
-"""Independent reference results of the three jobs, computed in plain Python from the contract.
+"""Exact expected outputs of the three reference jobs, computed in plain Python.
 
-Nothing here imports the jobs or the UDFs: the point is a second, simple implementation of the
-rules in ARCHITECTURE.md ("Topics and events") to compare the jobs' output against, record by
-record. Outputs are compared as multisets of canonical JSON strings.
+This is a second, deliberately naive implementation of the data contract (attribution,
+sessions, ledger), written from the contract text alone and never from the jobs or UDFs: a bug
+shared by both would need to be made twice, independently. Nothing here knows about Flink,
+watermarks or Kafka; the caller tells the oracle which messages are late and how far the final
+watermark got, so every answer is a pure function of the input records.
+
+Outputs are multisets (``Counter``) of :func:`canonical` JSON strings, so a job's output can be
+compared with them regardless of order or partitioning. Dead letters are compared by where they
+came from only (topic, partition, offset), because the jobs' error texts are free-form.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections import Counter
-from collections.abc import Mapping, Sequence, Set
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-BOT_WORDS = ("bot", "crawler", "spider", "headless")
-LONGEST_STRING = 65_536
-CLICK_FIELDS = {
-    "event_id": str, "user_id": str, "ad_id": str, "campaign_id": str, "page": str,
-    "user_agent": str, "ts": int,
-}  # fmt: skip
-ORDER_FIELDS = {"movement_id": str, "sku": str, "delta": int, "warehouse": str, "ts": int}
+__all__ = [
+    "BOT_TOKENS",
+    "COUNT_KEYS",
+    "MAX_INT_DIGITS",
+    "MAX_STRING_CHARS",
+    "Expected",
+    "InputRecord",
+    "Origin",
+    "Role",
+    "attribution",
+    "canonical",
+    "dead_letter_record",
+    "is_bot",
+    "ledger",
+    "ledger_by_sku",
+    "normalise_page",
+    "parse",
+    "sessions",
+]
+
+Role = Literal["clickstream", "orders"]
+# Where a message came from: (topic, partition, offset). Unique per Kafka record.
 Origin = tuple[str, int, int]
+
+BOT_TOKENS: Final[tuple[str, ...]] = ("bot", "crawler", "spider", "headless")
+MAX_STRING_CHARS: Final = 65_536
+# 18 decimal digits always fit in a signed 64-bit long (max 9_223_372_036_854_775_807), so the
+# digit rule alone also enforces the long rule.
+MAX_INT_DIGITS: Final = 18
+COUNT_KEYS: Final[tuple[str, ...]] = ("in", "contributed", "late", "dead_lettered", "filtered")
+
+# Required fields per role, in the order they are checked (so the reason names the first
+# offending one). Every other field is unknown and ignored.
+_STRING_FIELDS: Final[Mapping[Role, tuple[str, ...]]] = {
+    "clickstream": ("event_id", "user_id", "ad_id", "campaign_id", "page", "user_agent"),
+    "orders": ("movement_id", "sku", "warehouse"),
+}
+_INT_FIELDS: Final[Mapping[Role, tuple[str, ...]]] = {
+    "clickstream": ("ts",),
+    "orders": ("delta", "ts"),
+}
 
 
 @dataclass(frozen=True)
 class InputRecord:
+    """One message as it sits in Kafka: the oracle needs its position for dead letters,
+    lateness and the ledger's partition order."""
+
     topic: str
     partition: int
     offset: int
@@ -38,194 +81,291 @@ class InputRecord:
         return (self.topic, self.partition, self.offset)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Expected:
-    output: Counter[str] = field(default_factory=Counter)
-    late: Counter[str] = field(default_factory=Counter)
-    dead: Counter[Origin] = field(default_factory=Counter)
-    counts: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(
-            ("in", "contributed", "late", "dead_lettered", "filtered"), 0
-        )
-    )
+    """What one job should have produced for a given input."""
+
+    output: Counter[str]
+    late: Counter[str]
+    dead: Counter[Origin]
+    counts: dict[str, int]
 
 
 def canonical(obj: Mapping[str, Any]) -> str:
+    """One text per JSON value: key order and whitespace can't make equal records differ."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def parse(
-    value: bytes, role: Literal["clickstream", "orders"]
-) -> tuple[dict[str, Any] | None, str | None]:
-    """(event, None) for a valid message, (None, why) for a malformed one."""
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN/Infinity/-Infinity, which RFC 8259 JSON does not have.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def parse(value: bytes, role: Role) -> tuple[dict[str, Any] | None, str | None]:
+    """``(event, None)`` for a valid message, ``(None, reason)`` for a malformed one.
+
+    The event is the whole decoded object, unknown fields included (late-event records carry
+    them through).
+    """
     try:
         text = value.decode("utf-8")
-    except UnicodeDecodeError:
-        return None, "not UTF-8"
+    except UnicodeDecodeError as error:
+        return None, f"not UTF-8: {error.reason} at byte {error.start}"
     try:
-        doc = json.loads(text, parse_constant=_not_json)
-    except (ValueError, RecursionError):
-        return None, "not JSON"
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        # Deeply nested arrays can exhaust Python's stack; that is a broken message, not a bug.
+        return None, "not JSON: nested too deeply"
+    except ValueError as error:
+        # JSONDecodeError is a ValueError, and so are NaN/Infinity and overlong digit strings.
+        return None, f"not JSON: {error}"
     if not isinstance(doc, dict):
-        return None, "not an object"
-    for name, kind in (CLICK_FIELDS if role == "clickstream" else ORDER_FIELDS).items():
-        v = doc.get(name)
-        if kind is int:
-            # bool is an int in Python but not in JSON; 18 digits keeps it inside a long.
-            if type(v) is not int or len(str(abs(v))) > 18:
-                return None, f"{name}: not an integer"
-        elif not isinstance(v, str):
-            return None, f"{name}: not a string"
-        elif len(v) > LONGEST_STRING:
-            return None, f"{name}: too long"
+        return None, f"not a JSON object but {type(doc).__name__}"
+    for name in _STRING_FIELDS[role]:
+        if name not in doc:
+            return None, f"missing field {name!r}"
+        item = doc[name]
+        if not isinstance(item, str):
+            return None, f"field {name!r} is not a string"
+        if len(item) > MAX_STRING_CHARS:
+            return None, f"field {name!r} is longer than {MAX_STRING_CHARS} characters"
+    for name in _INT_FIELDS[role]:
+        if name not in doc:
+            return None, f"missing field {name!r}"
+        item = doc[name]
+        # `type(...) is int` rather than isinstance: JSON true/false decode to bool, which is an
+        # int subclass in Python but not a JSON integer. Floats (1.0, 1e3) are not integers.
+        if type(item) is not int:
+            return None, f"field {name!r} is not an integer"
+        if abs(item) >= 10**MAX_INT_DIGITS:
+            return None, f"field {name!r} has more than {MAX_INT_DIGITS} digits"
     return doc, None
 
 
-def _not_json(name: str) -> float:
-    raise ValueError(f"{name} is not JSON (RFC 8259)")
-
-
 def is_bot(user_agent: str) -> bool:
-    lower = user_agent.lower()
-    return any(word in lower for word in BOT_WORDS)
+    lowered = user_agent.lower()
+    return any(token in lowered for token in BOT_TOKENS)
 
 
-def page(url: str) -> str:
+def normalise_page(url: str) -> str:
+    """scheme + "://" + host + path, so that case, query, fragment and a trailing slash don't
+    make one page count twice."""
     parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1].lower()
+    # Userinfo ends at the last '@' of the netloc; the port stays part of the host.
+    host = parts.netloc.rpartition("@")[2].lower()
     return parts.scheme.lower() + "://" + host + (parts.path.rstrip("/") or "/")
 
 
 def dead_letter_record(rec: InputRecord, error: str) -> dict[str, Any]:
+    """The dead-letter record for ``rec``; the payload is base64 when it is not UTF-8 text,
+    because JSON can only carry text."""
+    record: dict[str, Any] = {
+        "source_topic": rec.topic,
+        "partition": rec.partition,
+        "offset": rec.offset,
+        "error": error,
+    }
     try:
-        payload: dict[str, Any] = {"payload": rec.value.decode("utf-8")}
+        record["payload"] = rec.value.decode("utf-8")
     except UnicodeDecodeError:
-        payload = {"payload": base64.b64encode(rec.value).decode(), "payload_encoding": "base64"}
-    return {"source_topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
-            "error": error, **payload}  # fmt: skip
+        record["payload"] = base64.b64encode(rec.value).decode("ascii")
+        record["payload_encoding"] = "base64"
+    return record
 
 
-def _clickstream_inputs(
-    streams: Mapping[str, Sequence[InputRecord]], late: Set[Origin], expected: Expected
-) -> dict[str, list[dict[str, Any]]]:
-    """Route every message; returns the contributing events per stream."""
-    good: dict[str, list[dict[str, Any]]] = {name: [] for name in streams}
-    for name, records in streams.items():
+def _late_record(event: Mapping[str, Any], topic: str) -> dict[str, Any]:
+    # The added fields win over same-named fields of the event: they describe the routing.
+    return {**event, "source_topic": topic, "reason": "late"}
+
+
+@dataclass
+class _Tally:
+    """Mutable accumulator, frozen into an :class:`Expected` at the end."""
+
+    output: Counter[str] = field(default_factory=Counter)
+    late: Counter[str] = field(default_factory=Counter)
+    dead: Counter[Origin] = field(default_factory=Counter)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))
+
+    def freeze(self) -> Expected:
+        parts = sum(self.counts[key] for key in COUNT_KEYS if key != "in")
+        # Each message lands in exactly one bucket; if not, the oracle itself is wrong.
+        assert self.counts["in"] == parts, self.counts
+        return Expected(self.output, self.late, self.dead, dict(self.counts))
+
+
+@dataclass(frozen=True)
+class _Event:
+    """A contributing clickstream event: valid, on time, not a bot."""
+
+    is_view: bool
+    body: Mapping[str, Any]
+
+    @property
+    def ts(self) -> int:
+        ts: int = self.body["ts"]
+        return ts
+
+
+def _route_clickstream(
+    views: Sequence[InputRecord],
+    clicks: Sequence[InputRecord],
+    late: AbstractSet[Origin],
+    tally: _Tally,
+) -> list[_Event]:
+    """Send every message to dead letters, late events, the bot filter or the job proper.
+
+    Malformed wins over late (a late message must still be parsed to be late-event JSON), and
+    late wins over bot (a valid late message goes only to late events, whatever its agent).
+    """
+    kept: list[_Event] = []
+    for is_view, records in ((True, views), (False, clicks)):
         for rec in records:
-            expected.counts["in"] += 1
-            event, _error = parse(rec.value, "clickstream")
+            tally.counts["in"] += 1
+            event, _reason = parse(rec.value, "clickstream")
             if event is None:
-                expected.dead[rec.origin] += 1
-                expected.counts["dead_lettered"] += 1
+                tally.dead[rec.origin] += 1
+                tally.counts["dead_lettered"] += 1
             elif rec.origin in late:
-                expected.late[canonical({**event, "source_topic": rec.topic,
-                                         "reason": "late"})] += 1  # fmt: skip
-                expected.counts["late"] += 1
+                tally.late[canonical(_late_record(event, rec.topic))] += 1
+                tally.counts["late"] += 1
             elif is_bot(event["user_agent"]):
-                expected.counts["filtered"] += 1
+                tally.counts["filtered"] += 1
             else:
-                good[name].append(event)
-                expected.counts["contributed"] += 1
-    return good
+                kept.append(_Event(is_view, event))
+                tally.counts["contributed"] += 1
+    return kept
 
 
 def attribution(
     views: Sequence[InputRecord],
     clicks: Sequence[InputRecord],
     *,
-    late: Set[Origin] = frozenset(),
+    late: AbstractSet[Origin] = frozenset(),
     window_ms: int = 60_000,
 ) -> Expected:
-    expected = Expected()
-    good = _clickstream_inputs({"views": views, "clicks": clicks}, late, expected)
-    by_key: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-    for c in good["clicks"]:
-        by_key.setdefault((c["user_id"], c["ad_id"], c["ts"] // window_ms), []).append(c)
-    for v in good["views"]:
-        start = v["ts"] // window_ms * window_ms
-        for c in by_key.get((v["user_id"], v["ad_id"], v["ts"] // window_ms), []):
-            if v["ts"] <= c["ts"]:
-                expected.output[canonical({
-                    "window_start": start, "window_end": start + window_ms,
-                    "user_id": v["user_id"], "ad_id": v["ad_id"],
-                    "campaign_id": v["campaign_id"], "view_id": v["event_id"],
-                    "click_id": c["event_id"], "view_ts": v["ts"], "click_ts": c["ts"],
-                })] += 1  # fmt: skip
-    return expected
+    """Every (view, click) of one user and ad in one tumbling window with view.ts <= click.ts."""
+    if window_ms <= 0:
+        raise ValueError(f"window_ms must be > 0, got {window_ms}")
+    tally = _Tally()
+    events = _route_clickstream(views, clicks, late, tally)
+    # Python's % is never negative for a positive divisor, so this aligns to the epoch for
+    # negative timestamps too (floor, as Flink's window assigner does).
+    groups: defaultdict[tuple[int, str, str], tuple[list[_Event], list[_Event]]] = defaultdict(
+        lambda: ([], [])
+    )
+    for event in events:
+        start = event.ts - event.ts % window_ms
+        group_views, group_clicks = groups[(start, event.body["user_id"], event.body["ad_id"])]
+        (group_views if event.is_view else group_clicks).append(event)
+    for (start, user_id, ad_id), (group_views, group_clicks) in groups.items():
+        # Quadratic on purpose: the oracle should be obviously right, not fast.
+        for view in group_views:
+            for click in group_clicks:
+                if view.ts <= click.ts:
+                    record = {
+                        "window_start": start,
+                        "window_end": start + window_ms,
+                        "user_id": user_id,
+                        "ad_id": ad_id,
+                        "campaign_id": view.body["campaign_id"],
+                        "view_id": view.body["event_id"],
+                        "click_id": click.body["event_id"],
+                        "view_ts": view.ts,
+                        "click_ts": click.ts,
+                    }
+                    tally.output[canonical(record)] += 1
+    return tally.freeze()
+
+
+def _split_sessions(events: Iterable[_Event], gap_ms: int) -> list[list[_Event]]:
+    """One user's events, in ts order, cut wherever the step to the next is >= gap_ms."""
+    runs: list[list[_Event]] = []
+    previous: int | None = None
+    for event in sorted(events, key=lambda e: e.ts):
+        if previous is None or event.ts - previous >= gap_ms:
+            runs.append([])
+        runs[-1].append(event)
+        previous = event.ts
+    return runs
 
 
 def sessions(
     views: Sequence[InputRecord],
     clicks: Sequence[InputRecord],
     *,
-    late: Set[Origin] = frozenset(),
+    late: AbstractSet[Origin] = frozenset(),
     gap_ms: int = 1_800_000,
     final_watermark: int | None = None,
 ) -> Expected:
-    """Events of a user stay in one session while they are at most `gap_ms` apart (Flink
-    merges session windows that touch); a session closes once the watermark reaches its
-    last ts + gap - 1."""
-    expected = Expected()
-    good = _clickstream_inputs({"views": views, "clicks": clicks}, late, expected)
-    per_user: dict[str, list[tuple[int, str, str]]] = {}
-    for kind in ("views", "clicks"):
-        for e in good[kind]:
-            per_user.setdefault(e["user_id"], []).append((e["ts"], kind, page(e["page"])))
-    for user, events in per_user.items():
-        events.sort()
-        runs: list[list[tuple[int, str, str]]] = [[events[0]]]
-        for ev in events[1:]:
-            if ev[0] - runs[-1][-1][0] > gap_ms:
-                runs.append([ev])
-            else:
-                runs[-1].append(ev)
-        for run in runs:
-            end = run[-1][0] + gap_ms
+    """Per-user sessions over views and clicks; only closed ones (see module contract)."""
+    if gap_ms <= 0:
+        raise ValueError(f"gap_ms must be > 0, got {gap_ms}")
+    tally = _Tally()
+    per_user: defaultdict[str, list[_Event]] = defaultdict(list)
+    for event in _route_clickstream(views, clicks, late, tally):
+        per_user[event.body["user_id"]].append(event)
+    for user_id, events in per_user.items():
+        for run in _split_sessions(events, gap_ms):
+            end = run[-1].ts + gap_ms
+            # A session window [start, end) fires once the watermark reaches end - 1.
             if final_watermark is not None and end - 1 > final_watermark:
                 continue
-            expected.output[canonical({
-                "user_id": user, "session_start": run[0][0], "session_end": end,
-                "events": len(run), "views": sum(1 for e in run if e[1] == "views"),
-                "clicks": sum(1 for e in run if e[1] == "clicks"),
-                "pages": len({e[2] for e in run}),
-            })] += 1  # fmt: skip
-    return expected
+            views_in_run = sum(1 for e in run if e.is_view)
+            record = {
+                "user_id": user_id,
+                "session_start": run[0].ts,
+                "session_end": end,
+                "events": len(run),
+                "views": views_in_run,
+                "clicks": len(run) - views_in_run,
+                "pages": len({normalise_page(e.body["page"]) for e in run}),
+            }
+            tally.output[canonical(record)] += 1
+    return tally.freeze()
 
 
-def ledger_by_sku(orders: Sequence[InputRecord]) -> dict[str, list[dict[str, Any]]]:
-    """Applied movements per SKU in partition order, each with the running level."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    seen: dict[str, set[str]] = {}
-    level: dict[str, int] = {}
-    for rec in sorted(orders, key=lambda r: (r.partition, r.offset)):
-        event, _ = parse(rec.value, "orders")
+def _ledger_run(orders: Sequence[InputRecord]) -> tuple[dict[str, list[dict[str, Any]]], _Tally]:
+    tally = _Tally()
+    by_sku: dict[str, list[dict[str, Any]]] = {}
+    levels: dict[str, int] = {}
+    seen: defaultdict[str, set[str]] = defaultdict(set)
+    # A SKU's movements are keyed by SKU, so they share one partition and its offsets give
+    # their order. Sorting by the whole origin keeps the result independent of input order.
+    for rec in sorted(orders, key=lambda r: r.origin):
+        tally.counts["in"] += 1
+        event, _reason = parse(rec.value, "orders")
         if event is None:
+            tally.dead[rec.origin] += 1
+            tally.counts["dead_lettered"] += 1
             continue
-        sku, movement = event["sku"], event["movement_id"]
-        if movement in seen.setdefault(sku, set()):
+        sku: str = event["sku"]
+        movement_id: str = event["movement_id"]
+        if movement_id in seen[sku]:
+            # A redelivery: applying it again would double-count stock.
+            tally.counts["filtered"] += 1
             continue
-        seen[sku].add(movement)
-        level[sku] = level.get(sku, 0) + event["delta"]
-        out.setdefault(sku, []).append({
-            "movement_id": movement, "sku": sku, "delta": event["delta"],
-            "level": level[sku], "ts": event["ts"],
-        })  # fmt: skip
-    return out
+        seen[sku].add(movement_id)
+        level = levels.get(sku, 0) + event["delta"]
+        levels[sku] = level
+        applied = {
+            "movement_id": movement_id,
+            "sku": sku,
+            "delta": event["delta"],
+            "level": level,
+            "ts": event["ts"],
+        }
+        by_sku.setdefault(sku, []).append(applied)
+        tally.output[canonical(applied)] += 1
+        tally.counts["contributed"] += 1
+    return by_sku, tally
 
 
 def ledger(orders: Sequence[InputRecord]) -> Expected:
-    expected = Expected()
-    for rec in orders:
-        expected.counts["in"] += 1
-        if parse(rec.value, "orders")[0] is None:
-            expected.dead[rec.origin] += 1
-            expected.counts["dead_lettered"] += 1
-    for applied in ledger_by_sku(orders).values():
-        for record in applied:
-            expected.output[canonical(record)] += 1
-            expected.counts["contributed"] += 1
-    # Redeliveries are the rest: valid messages whose movement was already applied.
-    expected.counts["filtered"] = (
-        expected.counts["in"] - expected.counts["dead_lettered"] - expected.counts["contributed"]
-    )
-    return expected
+    """Applied stock movements with running levels; lateness plays no part here."""
+    return _ledger_run(orders)[1].freeze()
+
+
+def ledger_by_sku(orders: Sequence[InputRecord]) -> dict[str, list[dict[str, Any]]]:
+    """The applied movements of each SKU in the order they must be emitted."""
+    return _ledger_run(orders)[0]

@@ -1,0 +1,174 @@
+"""Throughput of the reference jobs against their baselines, measured side by side in one run.
+
+    .venv/bin/python bench/throughput.py [--events 200000] [--repeat 1]
+
+Starts a throw-away stack on free ports, produces the same generated input once, then runs each
+variant as a bounded job from the earliest offsets (parallelism 1) and times it from RUNNING to
+FINISHED as Flink reports it. Variants, in one run on the same data and machine:
+  attribution and sessions with Python UDFs (the jobs as shipped), with vectorised pandas UDFs,
+  and with built-in SQL functions only (the pure-SQL baseline); the ledger exactly-once and
+  at-least-once. Writes bench/results/<date>.json, latest.json and latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from deploy import generator, loadgen, pyjobs
+from deploy.errors import EddylineError
+from deploy.flink_rest import TERMINAL_STATES, FlinkClient
+from deploy.stack import control
+from deploy.stack.ephemeral import free_settings
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CLICK_TOPICS = {"views": "bench-views", "clicks": "bench-clicks"}
+ORDER_TOPICS = {"orders": "bench-orders"}
+VARIANTS: list[tuple[str, str, list[str]]] = [
+    ("attribution", "python", ["--functions", "python"]),
+    ("attribution", "builtin", ["--functions", "builtin"]),
+    ("attribution", "pandas", ["--functions", "pandas"]),
+    ("sessions", "python", ["--functions", "python"]),
+    ("sessions", "builtin", ["--functions", "builtin"]),
+    ("ledger", "exactly-once", ["--delivery", "exactly-once"]),
+    ("ledger", "at-least-once", ["--delivery", "at-least-once"]),
+]
+TARGETS = {
+    "attribution_vs_sql_ratio": 0.8,
+    "sessions_vs_sql_ratio": 0.8,
+    "udf_vs_builtin_ratio": 0.6,
+    "ledger_eos_vs_alo_ratio": 0.9,
+}
+
+
+def run_variant(flink: FlinkClient, bootstrap: str, job: str, args: list[str], tag: str) -> float:
+    """Seconds from RUNNING to FINISHED of one bounded run."""
+    inputs = (
+        ["--orders-topic", ORDER_TOPICS["orders"]]
+        if job == "ledger"
+        else ["--views-topic", CLICK_TOPICS["views"], "--clicks-topic", CLICK_TOPICS["clicks"]]
+    )
+    job_id = pyjobs.submit(flink, f"jobs.{job}", [
+        "--bootstrap-servers", bootstrap, "--bounded", "--starting-offsets", "earliest",
+        "--group-id", f"bench-{tag}", "--output-topic", f"bench-out-{tag}",
+        "--late-topic", f"bench-late-{tag}", "--dead-letter-topic", f"bench-dead-{tag}",
+        "--checkpoint-interval", "5s", *inputs, *args,
+    ])  # fmt: skip
+    detail = flink.job(job_id)
+    deadline = time.monotonic() + 1800
+    while detail["state"] not in TERMINAL_STATES and time.monotonic() < deadline:
+        time.sleep(1)
+        detail = flink.job(job_id)
+    if detail["state"] != "FINISHED":
+        root = flink.job_exceptions(job_id).get("root-exception") or ""
+        raise RuntimeError(f"{job} {args} ended {detail['state']}: {str(root)[:500]}")
+    stamps = detail["timestamps"]
+    return (int(stamps["FINISHED"]) - int(stamps["RUNNING"])) / 1000
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version()}
+
+
+def measure(events: int, repeat: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="eddyline-bench-") as state:
+        settings = free_settings(Path(state), taskmanager_memory="3g", slots=4)
+        control.up(settings)
+        try:
+            config = generator.GeneratorConfig(seed=1, events=events)
+            bs = settings.bootstrap_servers
+            loadgen.produce(bs, generator.clickstream(config), CLICK_TOPICS, partitions=2)
+            loadgen.produce(bs, generator.orders(config), ORDER_TOPICS, partitions=2)
+            seconds: dict[str, list[float]] = {f"{j}_{v}": [] for j, v, _ in VARIANTS}
+            with FlinkClient(settings.flink_url) as flink:
+                for r in range(repeat):
+                    for job, variant, args in VARIANTS:
+                        tag = f"{job}-{variant}-{r}"
+                        took = run_variant(flink, bs, job, args, tag)
+                        seconds[f"{job}_{variant}"].append(took)
+                        print(f"{tag}: {events / took:,.0f} events/s ({took:.1f} s)", flush=True)
+        finally:
+            control.down(settings.state_dir)
+    rate = {k: events / statistics.median(v) for k, v in seconds.items()}
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "events": events,
+        "repeat": repeat,
+        **{f"{k}_events_per_s": round(v) for k, v in rate.items()},
+        "attribution_vs_sql_ratio": rate["attribution_python"] / rate["attribution_builtin"],
+        "sessions_vs_sql_ratio": rate["sessions_python"] / rate["sessions_builtin"],
+        # Sessions apply every UDF (JSON check, bot rule, page normaliser) to every event.
+        "udf_vs_builtin_ratio": rate["sessions_python"] / rate["sessions_builtin"],
+        "attribution_pandas_vs_row_ratio": rate["attribution_pandas"] / rate["attribution_python"],
+        "ledger_eos_vs_alo_ratio": rate["ledger_exactly-once"] / rate["ledger_at-least-once"],
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"# Job benchmarks — {result['date']}",
+        "",
+        f"{result['events']:,} generated events per input profile, parallelism 1, median of "
+        f"{result['repeat']} run(s); machine: {result['machine']['cpus']} CPUs, "
+        f"{result['machine']['cpu']}.",
+        "",
+        "| variant | events/s |",
+        "|---|---|",
+    ]
+    lines += [
+        f"| {k.removesuffix('_events_per_s')} | {v:,} |"
+        for k, v in result.items()
+        if k.endswith("_events_per_s")
+    ]
+    lines += ["", "| ratio | measured | target |", "|---|---|---|"]
+    for k, v in result.items():
+        if k.endswith("_ratio"):
+            target = TARGETS.get(k)
+            mark = "" if target is None else (" ✓" if v >= target else " ✗")
+            lines.append(f"| {k} | {v:.2f}{mark} | {'' if target is None else f'≥ {target}'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="bench/throughput.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--repeat", type=int, default=1)
+    args = p.parse_args(argv)
+    try:
+        result = measure(args.events, args.repeat)
+    except (EddylineError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result, indent=2) + "\n"
+    (RESULTS / f"{result['date'][:10]}.json").write_text(text)
+    (RESULTS / "latest.json").write_text(text)
+    (RESULTS / "latest.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
