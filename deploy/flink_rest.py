@@ -53,6 +53,15 @@ class FlinkClient:
     def taskmanagers(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/taskmanagers").get("taskmanagers", []))
 
+    def jobmanager_log(self) -> str:
+        """The JobManager's main log file, as the Web UI shows it."""
+        try:
+            resp = self._http.get("/jobmanager/log")
+            resp.raise_for_status()
+        except httpx.HTTPError as e:
+            raise FlinkError(f"reading the JobManager log at {self.base_url} failed: {e}") from e
+        return resp.text
+
     # -- jars ------------------------------------------------------------------------------
 
     def jars(self) -> list[dict[str, Any]]:

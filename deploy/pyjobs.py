@@ -6,8 +6,17 @@ that jar once and start it with `-pym <module>` (a job under jobs/) and the job'
 
 from __future__ import annotations
 
+import re
+
 from deploy import paths
+from deploy.errors import FlinkError
 from deploy.flink_rest import PYTHON_DRIVER, FlinkClient
+
+_STARTED = "Python Process Started"
+_EXITED = "Python Process Exited"
+_LOG_PREFIX = re.compile(
+    r"^\S+ \S+ +[A-Z]+ +org\.apache\.flink\.client\.python\.PythonDriver +\[\] - "
+)
 
 
 def driver_args(module: str, args: list[str]) -> list[str]:
@@ -26,11 +35,39 @@ def submit(
 ) -> str:
     """Start `python -m module args` as a job on the cluster; returns its job id."""
     jar_id = client.ensure_jar(paths.flink_python_jar())
-    return client.run_jar(
-        jar_id,
-        PYTHON_DRIVER,
-        driver_args(module, args),
-        parallelism=parallelism,
-        savepoint_path=savepoint_path,
-        allow_non_restored_state=allow_non_restored_state,
-    )
+    try:
+        return client.run_jar(
+            jar_id,
+            PYTHON_DRIVER,
+            driver_args(module, args),
+            parallelism=parallelism,
+            savepoint_path=savepoint_path,
+            allow_non_restored_state=allow_non_restored_state,
+        )
+    except FlinkError as e:
+        # Flink only says "Could not execute application"; the reason is the job's Python
+        # traceback, which the driver copies into the JobManager's log.
+        try:
+            cause = python_failure(client.jobmanager_log())
+        except FlinkError:
+            cause = None
+        if cause is None:
+            raise
+        raise FlinkError(
+            f"{module} failed before it became a job: {cause} (the whole traceback is in the "
+            f"JobManager log: {client.base_url}/#/job-manager/logs)",
+            status=e.status,
+        ) from e
+
+
+def python_failure(log: str) -> str | None:
+    """The last thing the job's Python process said before it exited (its error), if anything."""
+    start = log.rfind(_STARTED)
+    if start < 0:
+        return None
+    end = log.find(_EXITED, start)
+    block = log[start : end if end >= 0 else len(log)].splitlines()[1:]
+    lines = [_LOG_PREFIX.sub("", line).rstrip() for line in block]
+    lines = [line for line in lines if line.strip(" -")]  # drop the driver's ---- banners
+    # A traceback ends with the exception; argparse and `python -m` end with their one-line error.
+    return lines[-1][:500] if lines else None

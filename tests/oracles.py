@@ -279,11 +279,15 @@ def attribution(
 
 
 def _split_sessions(events: Iterable[_Event], gap_ms: int) -> list[list[_Event]]:
-    """One user's events, in ts order, cut wherever the step to the next is >= gap_ms."""
+    """One user's events, in ts order, cut wherever the step to the next is > gap_ms.
+
+    Events exactly `gap_ms` apart stay together: Flink merges session windows that touch
+    ([a, a+gap) and [a+gap, ...)), and the README documents that as Eddyline's rule.
+    """
     runs: list[list[_Event]] = []
     previous: int | None = None
     for event in sorted(events, key=lambda e: e.ts):
-        if previous is None or event.ts - previous >= gap_ms:
+        if previous is None or event.ts - previous > gap_ms:
             runs.append([])
         runs[-1].append(event)
         previous = event.ts

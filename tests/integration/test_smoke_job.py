@@ -12,7 +12,10 @@ import time
 import uuid
 from collections import Counter
 
+import pytest
+
 from deploy import kafka_io, pyjobs
+from deploy.errors import FlinkError
 from deploy.flink_rest import TERMINAL_STATES, FlinkClient
 from tests.integration.stacks import RunningStack
 
@@ -95,3 +98,12 @@ def test_smoke_job_runs_embedded_with_python_dash_m(stack: RunningStack) -> None
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     _check_output(stack, sink)
+
+
+def test_a_job_that_fails_before_submitting_says_why(stack: RunningStack) -> None:
+    with FlinkClient(stack.flink_url) as flink, pytest.raises(FlinkError) as info:
+        pyjobs.submit(flink, "jobs.smoke", ["--starting-offsets", "tomorrow"])
+    message = str(info.value)
+    assert "jobs.smoke failed before it became a job: " in message
+    assert "invalid choice: 'tomorrow'" in message
+    assert f"{stack.flink_url}/#/job-manager/logs" in message

@@ -92,3 +92,49 @@ def test_connection_errors_name_the_url() -> None:
         pytest.raises(FlinkError, match="at http://flink:8081 failed: connection refused"),
     ):
         c.overview()
+
+
+_PREFIX = "2026-11-26 18:03:50,001 INFO  org.apache.flink.client.python.PythonDriver    [] - "
+LOG = "".join(
+    _PREFIX + line + "\n"
+    for line in [
+        "--------------------------- Python Process Started --------------------------",
+        "Traceback (most recent call last):",
+        '  File "/work/jobs/sessions.py", line 70, in <module>',
+        "pyflink.util.exceptions.TableException: DAY_INTERVAL_TYPES precision is not supported: 9",
+        "--------------------------- Python Process Exited ---------------------------",
+    ]
+)
+
+
+def test_a_failed_python_submission_reports_the_traceback_cause(
+    fake: FakeFlink, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/run"):
+            return httpx.Response(
+                400, json={"errors": ["RestHandlerException: Could not execute application."]}
+            )
+        if request.url.path == "/jobmanager/log":
+            return httpx.Response(200, text=LOG)
+        return fake(request)
+
+    jar = tmp_path / "flink-python-2.2.1.jar"
+    jar.write_bytes(b"PK")
+    monkeypatch.setattr("deploy.paths.flink_python_jar", lambda: jar)
+    with (
+        FlinkClient("http://flink:8081", transport=httpx.MockTransport(answer)) as c,
+        pytest.raises(FlinkError) as info,
+    ):
+        pyjobs.submit(c, "jobs.sessions", [])
+    message = str(info.value)
+    assert (
+        "jobs.sessions failed before it became a job: pyflink.util.exceptions.TableException:"
+        " DAY_INTERVAL_TYPES precision is not supported: 9" in message
+    )
+    assert "http://flink:8081/#/job-manager/logs" in message
+    assert info.value.status == 400
+
+
+def test_no_traceback_means_no_cause() -> None:
+    assert pyjobs.python_failure("INFO nothing to see") is None
