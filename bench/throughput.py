@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import platform
+import signal
 import statistics
 import sys
 import tempfile
@@ -65,9 +66,12 @@ def run_variant(flink: FlinkClient, bootstrap: str, job: str, args: list[str], t
     ])  # fmt: skip
     detail = flink.job(job_id)
     deadline = time.monotonic() + 1800
-    while detail["state"] not in TERMINAL_STATES and time.monotonic() < deadline:
+    # A bounded run that restarts has failed for the benchmark: say why instead of waiting.
+    while detail["state"] not in {*TERMINAL_STATES, "RESTARTING"} and time.monotonic() < deadline:
         time.sleep(1)
         detail = flink.job(job_id)
+    if detail["state"] == "RESTARTING":
+        flink.cancel(job_id)
     if detail["state"] != "FINISHED":
         root = flink.job_exceptions(job_id).get("root-exception") or ""
         raise RuntimeError(f"{job} {args} ended {detail['state']}: {str(root)[:500]}")
@@ -87,7 +91,9 @@ def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version()}
 
 
-def measure(events: int, repeat: int) -> dict[str, Any]:
+def measure(
+    events: int, repeat: int, only: set[str] | None = None, job_args: list[str] | None = None
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="eddyline-bench-") as state:
         settings = free_settings(Path(state), taskmanager_memory="3g", slots=4)
         control.up(settings)
@@ -100,13 +106,17 @@ def measure(events: int, repeat: int) -> dict[str, Any]:
             with FlinkClient(settings.flink_url) as flink:
                 for r in range(repeat):
                     for job, variant, args in VARIANTS:
+                        if only and f"{job}_{variant}" not in only:
+                            continue
                         tag = f"{job}-{variant}-{r}"
-                        took = run_variant(flink, bs, job, args, tag)
+                        took = run_variant(flink, bs, job, [*args, *(job_args or [])], tag)
                         seconds[f"{job}_{variant}"].append(took)
                         print(f"{tag}: {events / took:,.0f} events/s ({took:.1f} s)", flush=True)
         finally:
             control.down(settings.state_dir)
-    rate = {k: events / statistics.median(v) for k, v in seconds.items()}
+    rate = {k: events / statistics.median(v) for k, v in seconds.items() if v}
+    if only:
+        return {"events": events, **{f"{k}_events_per_s": round(v) for k, v in rate.items()}}
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -148,6 +158,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM (and Ctrl-C) unwind through `finally`, so the benchmark's stack is always stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     p = argparse.ArgumentParser(
         prog="bench/throughput.py",
         description=__doc__,
@@ -155,9 +167,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument(
+        "--only",
+        help="comma-separated variants (e.g. ledger_exactly-once) for a "
+        "quick look; results are printed, not saved",
+    )
+    p.add_argument(
+        "--job-args", default="", help="extra flags for every job, e.g. '--python-mode thread'"
+    )
     args = p.parse_args(argv)
+    only = set(args.only.split(",")) if args.only else None
     try:
-        result = measure(args.events, args.repeat)
+        result = measure(args.events, args.repeat, only, args.job_args.split())
+        if only:
+            print(json.dumps(result, indent=2))
+            return 0
     except (EddylineError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
