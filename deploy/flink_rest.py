@@ -118,6 +118,14 @@ class FlinkClient:
     def vertex_watermarks(self, job_id: str, vertex_id: str) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/jobs/{job_id}/vertices/{vertex_id}/watermarks"))
 
+    def vertex_metrics(
+        self, job_id: str, vertex_id: str, names: list[str] | None = None
+    ) -> dict[str, str]:
+        """The vertex's metric ids (with `names`, their values too), e.g. `0.numRecordsIn`."""
+        params = {"get": ",".join(names)} if names else None
+        path = f"/jobs/{job_id}/vertices/{vertex_id}/metrics"
+        return {m["id"]: m.get("value", "") for m in self._call("GET", path, params=params)}
+
     def cancel(self, job_id: str) -> None:
         self._call("PATCH", f"/jobs/{job_id}", params={"mode": "cancel"})
 

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 import pandas as pd  # type: ignore[import-untyped]
 from pyflink.table import DataTypes, TableEnvironment
-from pyflink.table.udf import udf
+from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
 from udfs.bots import is_bot
 from udfs.jsontext import is_json_object
@@ -27,8 +27,40 @@ __all__ = [
 ]
 
 
-def _is_bot_row(user_agent: str | None) -> bool:
-    return is_bot(user_agent)
+BOTS_COUNTER = "eddyline_bots_filtered"
+
+
+class _BotRule(ScalarFunction):  # type: ignore[misc]
+    """The bot rule as a UDF that also counts the bots it finds, as the Flink metric
+    `eddyline_bots_filtered` (the jobs apply it only to valid, on-time events, so the counter
+    is exactly the "filtered" route)."""
+
+    def __init__(self) -> None:
+        self._bots: Any = None
+
+    def open(self, function_context: FunctionContext) -> None:
+        self._bots = function_context.get_metric_group().counter(BOTS_COUNTER)
+
+    def _count(self, n: int) -> None:
+        if self._bots is not None and n:
+            self._bots.inc(n)
+
+    def __call__(self, *args: Any) -> Any:
+        return self.eval(*args)
+
+
+class _IsBotRow(_BotRule):
+    def eval(self, user_agent: str | None) -> bool:
+        bot = is_bot(user_agent)
+        self._count(int(bot))
+        return bot
+
+
+class _IsBotSeries(_BotRule):
+    def eval(self, user_agents: pd.Series) -> pd.Series:
+        bots = user_agents.map(lambda v: is_bot(_as_str(v))).astype(bool)
+        self._count(int(bots.sum()))
+        return bots
 
 
 def _normalize_page_row(page: str | None) -> str | None:
@@ -40,10 +72,6 @@ def _as_str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _is_bot_series(user_agents: pd.Series) -> pd.Series:
-    return user_agents.map(lambda v: is_bot(_as_str(v))).astype(bool)
-
-
 def _normalize_page_series(pages: pd.Series) -> pd.Series:
     return pages.map(lambda v: _normalize_page_row(_as_str(v))).astype(object)
 
@@ -51,7 +79,7 @@ def _normalize_page_series(pages: pd.Series) -> pd.Series:
 # Built with udf(f, ...) rather than as decorators so the plain functions above keep their
 # types for mypy (strict mode rejects untyped decorators).
 is_bot_udf: Final[Any] = udf(
-    _is_bot_row, input_types=[DataTypes.STRING()], result_type=DataTypes.BOOLEAN()
+    _IsBotRow(), input_types=[DataTypes.STRING()], result_type=DataTypes.BOOLEAN()
 )
 normalize_page_udf: Final[Any] = udf(
     _normalize_page_row, input_types=[DataTypes.STRING()], result_type=DataTypes.STRING()
@@ -60,7 +88,7 @@ is_json_object_udf: Final[Any] = udf(
     is_json_object, input_types=[DataTypes.STRING()], result_type=DataTypes.BOOLEAN()
 )
 is_bot_pandas: Final[Any] = udf(
-    _is_bot_series,
+    _IsBotSeries(),
     input_types=[DataTypes.STRING()],
     result_type=DataTypes.BOOLEAN(),
     func_type="pandas",

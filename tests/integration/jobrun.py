@@ -147,6 +147,27 @@ class Job:
             time.sleep(0.5)
         raise AssertionError(f"watermark did not reach {at_least} (at {self.min_watermark()})")
 
+    def counter(self, suffix: str) -> int:
+        """The sum over all vertices and subtasks of the metrics whose id ends with `suffix`."""
+        total = 0
+        for vertex in self.flink.job(self.id)["vertices"]:
+            ids = [
+                i for i in self.flink.vertex_metrics(self.id, vertex["id"]) if i.endswith(suffix)
+            ]
+            if ids:
+                values = self.flink.vertex_metrics(self.id, vertex["id"], ids)
+                total += sum(int(float(v)) for v in values.values() if v)
+        return total
+
+    def wait_counter(self, suffix: str, expected: int, timeout: float = 60) -> int:
+        """The counter once it reaches `expected` (metrics are fetched every few seconds)."""
+        deadline = time.monotonic() + timeout
+        value = self.counter(suffix)
+        while value < expected and time.monotonic() < deadline:
+            time.sleep(2)
+            value = self.counter(suffix)
+        return value
+
     def cancel(self) -> None:
         if self.state() not in TERMINAL_STATES:
             self.flink.cancel(self.id)

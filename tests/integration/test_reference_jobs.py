@@ -116,7 +116,7 @@ def clickstream_run(stack: RunningStack) -> dict[str, object]:
             final_watermark=closing - OUT_OF_ORDERNESS_MS - 1,
         )  # fmt: skip
         n = sum
-        return {
+        outputs = {
             "topics": topics,
             "inputs": len(views) + len(clicks),
             "late_keys": late_keys,
@@ -131,6 +131,12 @@ def clickstream_run(stack: RunningStack) -> dict[str, object]:
                 "dead": read_output(stack, f"dead-s-{topics.run}", n(expected_sess.dead.values())),
             }),
         }  # fmt: skip
+        filtered = expected_attr.counts["filtered"]
+        outputs["bots_counted"] = {
+            "attribution": attribution.wait_counter("eddyline_bots_filtered", filtered),
+            "sessions": sessions.wait_counter("eddyline_bots_filtered", filtered),
+        }
+        return outputs
     finally:
         attribution.cancel()
         sessions.cancel()
@@ -161,6 +167,14 @@ def test_malformed_messages_are_dead_lettered_with_their_offsets(
         letter = json.loads(record.value)
         assert set(letter) >= {"source_topic", "partition", "offset", "error", "payload"}
         assert letter["error"]
+
+
+@pytest.mark.parametrize("job", ["attribution", "sessions"])
+def test_filtered_bots_are_counted_in_a_flink_metric(
+    clickstream_run: dict[str, object], job: str
+) -> None:
+    expected, _ = clickstream_run[job]  # type: ignore[misc]
+    assert clickstream_run["bots_counted"][job] == expected.counts["filtered"]  # type: ignore[index]
 
 
 def test_every_input_message_is_accounted_for(clickstream_run: dict[str, object]) -> None:
