@@ -13,7 +13,6 @@ import argparse
 import sys
 
 from jobs import clickstream, flags, runtime, sql
-from udfs.flink import register_all
 
 OUTPUT_COLUMNS = [
     ("window_start", "BIGINT"),
@@ -54,16 +53,7 @@ JOIN (SELECT * FROM TABLE(TUMBLE(TABLE `clicks_ok`, DESCRIPTOR(`rt`), {win}))) A
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    env = runtime.stream_env(args)
-    t_env = runtime.table_env(args, env, "attribution")
-    register_all(t_env)
-    ddl, inserts = statements(args)
-    for statement in ddl:
-        t_env.execute_sql(statement)
-    statement_set = t_env.create_statement_set()
-    for insert in inserts:
-        statement_set.add_insert_sql(insert)
-    runtime.run_statements(env, statement_set)
+    runtime.run_sql_job("attribution", args, *statements(args))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from jobs import connectors
+from udfs.flink import register_all
 
 
 def python_env(settings: dict[str, str] | None = None) -> StreamExecutionEnvironment:
@@ -62,3 +63,16 @@ def run_statements(env: StreamExecutionEnvironment, statement_set: Any) -> None:
     result = statement_set.execute()
     if attached(env):
         result.wait()
+
+
+def run_sql_job(name: str, args: argparse.Namespace, ddl: list[str], inserts: list[str]) -> None:
+    """Run a job written as SQL: its UDFs registered, `ddl` executed, `inserts` as one job."""
+    env = stream_env(args)
+    t_env = table_env(args, env, name)
+    register_all(t_env)
+    for statement in ddl:
+        t_env.execute_sql(statement)
+    statement_set = t_env.create_statement_set()
+    for insert in inserts:
+        statement_set.add_insert_sql(insert)
+    run_statements(env, statement_set)
