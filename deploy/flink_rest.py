@@ -14,6 +14,7 @@ from deploy.errors import FlinkError
 
 PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
 TERMINAL_STATES = frozenset({"FINISHED", "FAILED", "CANCELED"})
+RUN_TIMEOUT_S = 300.0
 
 
 class FlinkClient:
@@ -100,7 +101,10 @@ class FlinkClient:
         if savepoint_path:
             body["savepointPath"] = savepoint_path
             body["allowNonRestoredState"] = allow_non_restored_state
-        return str(self._call("POST", f"/jars/{jar_id}/run", json=body)["jobid"])
+        # Flink answers only after running the job's main (for Python: starting the interpreter
+        # and planning the job), which takes far longer than other calls on a busy machine.
+        run = self._call("POST", f"/jars/{jar_id}/run", json=body, timeout=RUN_TIMEOUT_S)
+        return str(run["jobid"])
 
     # -- jobs ------------------------------------------------------------------------------
 

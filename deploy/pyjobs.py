@@ -46,7 +46,10 @@ def submit(
         )
     except FlinkError as e:
         # Flink only says "Could not execute application"; the reason is the job's Python
-        # traceback, which the driver copies into the JobManager's log.
+        # traceback, which the driver copies into the JobManager's log. (A timeout or a
+        # connection error has no such answer: the job may even be running.)
+        if e.status is None:
+            raise
         try:
             cause = python_failure(client.jobmanager_log())
         except FlinkError:
@@ -63,11 +66,12 @@ def submit(
 def python_failure(log: str) -> str | None:
     """The last thing the job's Python process said before it exited (its error), if anything."""
     start = log.rfind(_STARTED)
-    if start < 0:
-        return None
     end = log.find(_EXITED, start)
-    block = log[start : end if end >= 0 else len(log)].splitlines()[1:]
-    lines = [_LOG_PREFIX.sub("", line).rstrip() for line in block]
+    if start < 0 or end < 0:
+        return None  # no Python process, or one still running: nothing to blame yet
+    block = log[start:end].splitlines()[1:]
+    # Only the driver's own lines: other loggers (the dispatcher, say) interleave with it.
+    lines = [_LOG_PREFIX.sub("", line).rstrip() for line in block if _LOG_PREFIX.match(line)]
     lines = [line for line in lines if line.strip(" -")]  # drop the driver's ---- banners
     # A traceback ends with the exception; argparse and `python -m` end with their one-line error.
     return lines[-1][:500] if lines else None

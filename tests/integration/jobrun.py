@@ -98,7 +98,11 @@ class Job:
 
     def __init__(self, stack: RunningStack, module: str, args: list[str]) -> None:
         self.flink = FlinkClient(stack.flink_url)
-        self.id = pyjobs.submit(self.flink, module, args)
+        try:
+            self.id = pyjobs.submit(self.flink, module, args)
+        except BaseException:
+            self.flink.close()
+            raise
 
     def state(self) -> str:
         return str(self.flink.job(self.id)["state"])

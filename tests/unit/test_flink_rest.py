@@ -136,5 +136,16 @@ def test_a_failed_python_submission_reports_the_traceback_cause(
     assert info.value.status == 400
 
 
-def test_no_traceback_means_no_cause() -> None:
+def test_no_finished_python_process_means_no_cause() -> None:
     assert pyjobs.python_failure("INFO nothing to see") is None
+    still_running = LOG.split("--------------------------- Python Process Exited")[0]
+    assert pyjobs.python_failure(still_running) is None
+
+
+def test_other_loggers_lines_are_not_the_cause() -> None:
+    other = "2026-11-26 18:03:50,004 INFO  org.apache.flink.runtime.dispatcher.Dispatcher [] - x\n"
+    lines = LOG.splitlines(keepends=True)
+    mixed = "".join([*lines[:-1], other, lines[-1]])
+    assert pyjobs.python_failure(mixed) == (
+        "pyflink.util.exceptions.TableException: DAY_INTERVAL_TYPES precision is not supported: 9"
+    )
