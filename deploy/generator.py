@@ -37,6 +37,7 @@ import heapq
 import json
 import math
 import random
+from abc import ABC, abstractmethod
 from bisect import bisect
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -248,7 +249,7 @@ def _random_case(rng: random.Random, text: str) -> str:
     return "".join(c.upper() if rng.random() < 0.5 else c for c in text)
 
 
-class _Engine:
+class _Engine(ABC):
     """Event time, kinds and the message list shared by both profiles."""
 
     def __init__(self, config: GeneratorConfig) -> None:
@@ -265,20 +266,20 @@ class _Engine:
         self._late_range = (config.late_by_ms - jitter, config.late_by_ms + jitter)
 
     # The profile-specific part.
-    def normal(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def normal(self) -> None: ...
 
-    def bot(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def bot(self) -> None: ...
 
-    def out_of_order(self, ts: int) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def out_of_order(self, ts: int) -> None: ...
 
-    def late(self, ts: int) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def late(self, ts: int) -> None: ...
 
-    def malformed(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def malformed(self) -> None: ...
 
     def run(self, *, with_bots: bool) -> list[Message]:
         rng, cfg = self.rng, self.cfg
