@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from pyflink.common import SimpleStringSchema
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import DeliveryGuarantee
@@ -16,6 +13,8 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSource,
 )
 from pyflink.java_gateway import get_gateway
+
+from deploy import paths
 
 KAFKA_SOURCE_CLASS = "org.apache.flink.connector.kafka.source.KafkaSource"
 STARTING_OFFSETS = ("committed", "earliest", "latest")
@@ -31,16 +30,6 @@ def _jvm_has(class_name: str) -> bool:
     return True
 
 
-def connector_jars() -> list[Path]:
-    """Where the Kafka connector jar is: `EDDYLINE_JVM_DIR` or the project's Maven cache."""
-    root = Path(
-        os.environ.get(
-            "EDDYLINE_JVM_DIR", Path(__file__).resolve().parent.parent / ".cache" / "jvm"
-        )
-    )
-    return sorted((root / "flink").glob("*.jar"))
-
-
 def ensure_kafka_connector(env: StreamExecutionEnvironment) -> None:
     """Add the connector jar when the JVM lacks it (the embedded mini cluster of `python -m`).
 
@@ -49,7 +38,7 @@ def ensure_kafka_connector(env: StreamExecutionEnvironment) -> None:
     """
     if _jvm_has(KAFKA_SOURCE_CLASS):
         return
-    jars = connector_jars()
+    jars = paths.connector_jars()
     if not jars:
         raise RuntimeError(
             "the Flink Kafka connector jar is missing: run `make setup` (or set EDDYLINE_JVM_DIR)"

@@ -14,7 +14,6 @@ Python keyed function.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -140,11 +139,6 @@ def main(argv: list[str] | None = None) -> None:
     statement_set.add_insert_sql(sql.dead_letter_insert("orders_checked"))
     statement_set.add_insert("stock_levels", t_env.from_data_stream(levels))
     runtime.run_statements(env, statement_set)
-
-
-def describe(row: Row) -> str:
-    """A stock-levels record as JSON, the way the sink writes it (for logs and examples)."""
-    return json.dumps(dict(zip([c for c, _ in OUTPUT_COLUMNS], row[1:], strict=True)))
 
 
 if __name__ == "__main__":

@@ -218,13 +218,10 @@ def status(state_dir: Path) -> list[ComponentStatus]:
     registered = health.flink_taskmanagers(current.flink_url)
     out = []
     for c in current.components:
-        up_ = processes.alive(c.pid)
-        if c.kind == components.KAFKA:
-            healthy = up_ and health.kafka_answers(current.bootstrap_servers)
-        elif c.kind == components.JOBMANAGER:
-            healthy = up_ and registered is not None
-        else:
-            healthy = up_ and registered is not None and c.name in registered
+        kafka_ok = c.kind == components.KAFKA and health.kafka_answers(current.bootstrap_servers)
+        healthy = processes.alive(c.pid) and health.component_healthy(
+            c.kind, c.name, kafka_ok, registered
+        )
         out.append(
             ComponentStatus(
                 c.name, c.pid, c.port, c.metrics_port, c.version, healthy, c.log, c.restarts

@@ -7,6 +7,17 @@ import httpx
 from deploy.kafka_io import admin
 
 
+def component_healthy(kind: str, name: str, kafka_ok: bool, registered: set[str] | None) -> bool:
+    """Whether a component is healthy, given a Kafka probe and the TaskManagers the JobManager
+    lists (None when it does not answer): Kafka answers; the JobManager answers; a
+    TaskManager is registered under its own name."""
+    if kind == "kafka":
+        return kafka_ok
+    if kind == "jobmanager":
+        return registered is not None
+    return registered is not None and name in registered
+
+
 def kafka_answers(bootstrap_servers: str, timeout: float = 3.0) -> bool:
     """True when the broker answers a metadata request and lists itself."""
     try:

@@ -149,12 +149,11 @@ class Supervisor:
             time.sleep(POLL_SECONDS)
 
     def _component_healthy(self, m: Managed) -> bool:
-        if m.spec.kind == components.KAFKA:
-            return health.kafka_answers(self.settings.bootstrap_servers)
+        kafka_ok = m.spec.kind == components.KAFKA and health.kafka_answers(
+            self.settings.bootstrap_servers
+        )
         registered = health.flink_taskmanagers(self.settings.flink_url)
-        if m.spec.kind == components.JOBMANAGER:
-            return registered is not None
-        return registered is not None and m.spec.name in registered
+        return health.component_healthy(m.spec.kind, m.spec.name, kafka_ok, registered)
 
     def _healthy(self) -> bool:
         if not health.kafka_answers(self.settings.bootstrap_servers):

@@ -72,3 +72,14 @@ def test_failure_cause_is_none_for_a_silent_start(tmp_path: Path) -> None:
     out = tmp_path / "kafka.out"
     out.write_text(f"{processes.START_MARK} kafka: java ...\n")
     assert processes.failure_cause([out]) is None
+
+
+def test_component_health_rule() -> None:
+    from deploy.stack.health import component_healthy
+
+    assert component_healthy("kafka", "kafka", kafka_ok=True, registered=None)
+    assert not component_healthy("kafka", "kafka", kafka_ok=False, registered={"taskmanager-1"})
+    assert component_healthy("jobmanager", "jobmanager", kafka_ok=False, registered=set())
+    assert not component_healthy("jobmanager", "jobmanager", kafka_ok=True, registered=None)
+    assert component_healthy("taskmanager", "taskmanager-1", False, {"taskmanager-1"})
+    assert not component_healthy("taskmanager", "taskmanager-2", False, {"taskmanager-1"})
