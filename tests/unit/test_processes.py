@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from deploy.stack import processes
+from deploy.stack.health import component_healthy
 from deploy.stack.supervisor import restart_delay
 
 
@@ -75,8 +76,6 @@ def test_failure_cause_is_none_for_a_silent_start(tmp_path: Path) -> None:
 
 
 def test_component_health_rule() -> None:
-    from deploy.stack.health import component_healthy
-
     assert component_healthy("kafka", "kafka", kafka_ok=True, registered=None)
     assert not component_healthy("kafka", "kafka", kafka_ok=False, registered={"taskmanager-1"})
     assert component_healthy("jobmanager", "jobmanager", kafka_ok=False, registered=set())
