@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from deploy import generator, loadgen
+from deploy import cli_jobs, generator, loadgen
+from deploy.cli_common import Output, OutputOpt, StateDir, console, err, fail, settings_from
 from deploy.errors import EddylineError
-from deploy.settings import StackSettings
 from deploy.stack import control, state
 
 app = typer.Typer(
@@ -22,37 +21,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
-err = Console(stderr=True)
-
-
-class Output(StrEnum):
-    table = "table"
-    json = "json"
-
-
-StateDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--state-dir",
-        help="Folder for logs, data, checkpoints [env EDDYLINE_STATE_DIR; default "
-        "~/.local/state/eddyline]",
-        show_default=False,
-    ),
-]
-OutputOpt = Annotated[
-    Output, typer.Option("--output", "-o", help="table for people, json for scripts")
-]
-
-
-def _settings(**overrides: Any) -> StackSettings:
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return StackSettings(**given)
-
-
-def _fail(e: EddylineError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
 
 
 @app.command()
@@ -83,7 +51,7 @@ def up(
     output: OutputOpt = Output.table,
 ) -> None:
     """Start the local stack (Kafka + Flink) and wait until it is healthy."""
-    settings = _settings(
+    settings = settings_from(
         state_dir=state_dir,
         kafka_port=kafka_port,
         kafka_controller_port=kafka_controller_port,
@@ -103,7 +71,7 @@ def up(
             with console.status("starting the local stack…") as spinner:
                 result = control.up(settings, lambda msg: spinner.update(f"{msg}…"))
     except EddylineError as e:
-        raise _fail(e) from None
+        raise fail(e) from None
     if output == Output.json:
         typer.echo(
             json.dumps(
@@ -129,7 +97,7 @@ def up(
 @app.command()
 def down(state_dir: StateDir = None) -> None:
     """Stop everything the local stack started (no process or port is left behind)."""
-    settings = _settings(state_dir=state_dir)
+    settings = settings_from(state_dir=state_dir)
     with console.status("stopping the local stack…"):
         result = control.down(settings.state_dir)
     if result.was_running:
@@ -141,7 +109,7 @@ def down(state_dir: StateDir = None) -> None:
 @app.command()
 def status(state_dir: StateDir = None, output: OutputOpt = Output.table) -> None:
     """Report each server of the local stack. Exit code 0 only when all are healthy."""
-    settings = _settings(state_dir=state_dir)
+    settings = settings_from(state_dir=state_dir)
     comps = control.status(settings.state_dir)
     if output == Output.json:
         typer.echo(
@@ -195,7 +163,7 @@ def _bootstrap(state_dir: Path | None, given: str | None) -> str:
     """The Kafka to use: the flag, else the running local stack, else the configured default."""
     if given:
         return given
-    settings = _settings(state_dir=state_dir)
+    settings = settings_from(state_dir=state_dir)
     current = state.load(settings.state_dir)
     if current is not None and control.supervisor_running(settings.state_dir):
         return current.bootstrap_servers
@@ -287,6 +255,20 @@ def generate(
         + ", ".join(f"{t} {n}" for t, n in sent.items())
     )
     console.print("  by kind: " + ", ".join(f"{k} {n}" for k, n in kinds.items() if n))
+
+
+for command, command_name in (
+    (cli_jobs.submit, "submit"),
+    (cli_jobs.list_jobs, "list"),
+    (cli_jobs.describe, "describe"),
+    (cli_jobs.savepoint, "savepoint"),
+    (cli_jobs.suspend, "suspend"),
+    (cli_jobs.resume, "resume"),
+    (cli_jobs.scale, "scale"),
+    (cli_jobs.delete, "delete"),
+    (cli_jobs.controller, "controller"),
+):
+    app.command(command_name)(command)
 
 
 if __name__ == "__main__":

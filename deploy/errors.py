@@ -6,7 +6,9 @@ EddylineError
 │   ├── MissingToolError        Java (or the jars) are not installed
 │   ├── ComponentStartError     a server died or never became healthy while starting
 │   └── StackNotRunningError    a command needs the stack and it is down
-└── FlinkError                  the Flink REST API refused or failed a request
+├── FlinkError                  the Flink REST API refused or failed a request
+├── SpecError                   a FlinkJob spec is invalid (every problem, by field path)
+└── ControllerError             the controller's store refused a request (unknown job, …)
 """
 
 from __future__ import annotations
@@ -53,3 +55,15 @@ class FlinkError(EddylineError):
     def __init__(self, message: str, status: int | None = None) -> None:
         self.status = status
         super().__init__(message)
+
+
+class SpecError(EddylineError):
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        listed = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source} is not a valid FlinkJob ({len(problems)} problems):\n{listed}")
+
+
+class ControllerError(EddylineError):
+    pass

@@ -94,10 +94,16 @@ class FlinkClient:
         parallelism: int | None = None,
         savepoint_path: str | None = None,
         allow_non_restored_state: bool = False,
+        job_id: str | None = None,
+        configuration: dict[str, str] | None = None,
     ) -> str:
         body: dict[str, Any] = {"entryClass": entry_class, "programArgsList": args}
         if parallelism is not None:
             body["parallelism"] = parallelism
+        if job_id is not None:
+            body["jobId"] = job_id  # Flink refuses a second job with this id: submits are safe
+        if configuration:
+            body["flinkConfiguration"] = configuration
         if savepoint_path:
             body["savepointPath"] = savepoint_path
             body["allowNonRestoredState"] = allow_non_restored_state
@@ -132,6 +138,31 @@ class FlinkClient:
 
     def cancel(self, job_id: str) -> None:
         self._call("PATCH", f"/jobs/{job_id}", params={"mode": "cancel"})
+
+    def checkpoints(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/jobs/{job_id}/checkpoints")
+        return result
+
+    # -- savepoints: a caller-chosen trigger id makes each request idempotent ----------------
+
+    def trigger_savepoint(self, job_id: str, trigger_id: str) -> None:
+        self._call(
+            "POST",
+            f"/jobs/{job_id}/savepoints",
+            json={"triggerId": trigger_id, "cancel-job": False},
+        )
+
+    def stop_with_savepoint(self, job_id: str, trigger_id: str) -> None:
+        self._call("POST", f"/jobs/{job_id}/stop", json={"triggerId": trigger_id, "drain": False})
+
+    def savepoint_status(self, job_id: str, trigger_id: str) -> dict[str, Any]:
+        """`{"status": {"id": IN_PROGRESS|COMPLETED}, "operation": {"location"|"failure-cause"}}`"""
+        result: dict[str, Any] = self._call("GET", f"/jobs/{job_id}/savepoints/{trigger_id}")
+        return result
+
+    def dispose_savepoint(self, path: str) -> None:
+        """Ask Flink to delete a savepoint (it runs in the background)."""
+        self._call("POST", "/savepoint-disposal", json={"savepoint-path": path})
 
 
 def _errors(resp: httpx.Response) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,18 @@ def client_config(bootstrap_servers: str, **extra: Any) -> dict[str, Any]:
 
 def admin(bootstrap_servers: str) -> AdminClient:
     return AdminClient(client_config(bootstrap_servers))
+
+
+def partition_counts(
+    bootstrap_servers: str, topics: Sequence[str], timeout: float = 10.0
+) -> dict[str, int | None]:
+    """Each topic's partition count; None for a topic that does not exist."""
+    metadata = admin(bootstrap_servers).list_topics(timeout=timeout)
+    counts: dict[str, int | None] = {}
+    for topic in topics:
+        found = metadata.topics.get(topic)
+        counts[topic] = len(found.partitions) if found is not None and found.error is None else None
+    return counts
 
 
 def create_topics(

@@ -19,11 +19,6 @@ _LOG_PREFIX = re.compile(
 )
 
 
-def driver_args(module: str, args: list[str]) -> list[str]:
-    """PythonDriver's arguments for running `module` with the job flags `args`."""
-    return ["-pym", module, *args]
-
-
 def submit(
     client: FlinkClient,
     module: str,
@@ -32,19 +27,28 @@ def submit(
     parallelism: int | None = None,
     savepoint_path: str | None = None,
     allow_non_restored_state: bool = False,
+    job_id: str | None = None,
+    configuration: dict[str, str] | None = None,
+    entry_flag: str = "-pym",
 ) -> str:
-    """Start `python -m module args` as a job on the cluster; returns its job id."""
+    """Start `python -m module args` (or, with entry_flag `-py`, a file) as a job on the
+    cluster; returns its job id. With `job_id`, submitting again is harmless: Flink refuses a
+    second job with that id, and this returns the id of the one that exists."""
     jar_id = client.ensure_jar(paths.flink_python_jar())
     try:
         return client.run_jar(
             jar_id,
             PYTHON_DRIVER,
-            driver_args(module, args),
+            [entry_flag, module, *args],
             parallelism=parallelism,
             savepoint_path=savepoint_path,
             allow_non_restored_state=allow_non_restored_state,
+            job_id=job_id,
+            configuration=configuration,
         )
     except FlinkError as e:
+        if job_id is not None and e.status is not None and _exists(client, job_id):
+            return job_id
         # Flink only says "Could not execute application"; the reason is the job's Python
         # traceback, which the driver copies into the JobManager's log. (A timeout or a
         # connection error has no such answer: the job may even be running.)
@@ -75,3 +79,11 @@ def python_failure(log: str) -> str | None:
     lines = [line for line in lines if line.strip(" -")]  # drop the driver's ---- banners
     # A traceback ends with the exception; argparse and `python -m` end with their one-line error.
     return lines[-1][:500] if lines else None
+
+
+def _exists(client: FlinkClient, job_id: str) -> bool:
+    try:
+        client.job(job_id)
+    except FlinkError:
+        return False
+    return True

@@ -30,6 +30,10 @@ class StackSettings(BaseSettings):
     metrics_port: int = Field(
         9249, ge=1, le=65535, description="Prometheus port of the JobManager; TaskManagers +1, +2…"
     )
+    controller: bool = Field(True, description="run the job controller beside the stack")
+    controller_port: int = Field(
+        9247, ge=1, le=65535, description="the controller's Prometheus /metrics port"
+    )
     taskmanagers: int = Field(1, ge=1, le=16)
     slots: int = Field(4, ge=1, le=64, description="task slots per TaskManager")
     jobmanager_memory: str = Field("1024m", pattern=r"^\d+[mg]$")
@@ -60,4 +64,11 @@ class StackSettings(BaseSettings):
         }
         for i in range(1, self.taskmanagers + 1):
             ports[f"taskmanager-{i} metrics"] = self.taskmanager_metrics_port(i)
+        if self.controller:
+            ports["controller metrics"] = self.controller_port
         return ports
+
+    @property
+    def controller_db(self) -> Path:
+        """The controller's store of FlinkJobs (SQLite)."""
+        return self.state_dir / "controller" / "jobs.db"

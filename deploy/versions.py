@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from importlib.metadata import PackageNotFoundError, version
 from xml.etree import ElementTree
 
 from pyflink.version import __version__ as _flink_version
@@ -33,3 +34,10 @@ def kafka() -> str:
 
 def flink_kafka_connector() -> str:
     return _pom_properties()["flink.kafka.connector.version"]
+
+
+def eddyline() -> str:
+    try:
+        return version("eddyline")
+    except PackageNotFoundError:
+        return "dev"

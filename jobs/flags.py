@@ -41,8 +41,21 @@ def parser(name: str, description: str | None, output_topic: str) -> argparse.Ar
         metavar="DURATION",
         help="a partition without events this long stops holding back the watermark",
     )
-    p.add_argument("--checkpoint-interval", type=duration, default="10s", metavar="DURATION")
-    p.add_argument("--parallelism", type=int, default=1)
+    # Both default to the submission's configuration (what the controller sets from the spec),
+    # else 10 s and 1: a flag given here overrides whatever the cluster was told.
+    p.add_argument(
+        "--checkpoint-interval",
+        type=duration,
+        default=None,
+        metavar="DURATION",
+        help="default: execution.checkpointing.interval if configured, else 10s",
+    )
+    p.add_argument(
+        "--parallelism",
+        type=int,
+        default=None,
+        help="default: parallelism.default if configured, else 1",
+    )
     p.add_argument(
         "--starting-offsets",
         choices=("committed", "earliest", "latest"),

@@ -7,11 +7,13 @@ import sys
 from typing import Any
 
 from pyflink.common import Configuration
-from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
+from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from jobs import connectors
 from udfs.flink import register_all
+
+DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000
 
 
 def python_env(settings: dict[str, str] | None = None) -> StreamExecutionEnvironment:
@@ -34,9 +36,23 @@ def stream_env(
 ) -> StreamExecutionEnvironment:
     """A streaming environment with the job's parallelism, checkpointing and extra settings."""
     env = python_env(settings)
-    env.set_parallelism(args.parallelism)
-    env.enable_checkpointing(args.checkpoint_interval, CheckpointingMode.EXACTLY_ONCE)
+    configured = _configuration(env)
+    if args.parallelism is not None:
+        env.set_parallelism(args.parallelism)
+    elif "parallelism.default" not in configured:
+        env.set_parallelism(1)
+    if args.checkpoint_interval is not None:
+        env.enable_checkpointing(args.checkpoint_interval)
+    elif "execution.checkpointing.interval" not in configured:
+        env.enable_checkpointing(DEFAULT_CHECKPOINT_INTERVAL_MS)
+    # The mode (exactly-once unless configured otherwise) and timeout come from the configuration.
     return env
+
+
+def _configuration(env: StreamExecutionEnvironment) -> dict[str, str]:
+    """The environment's effective configuration: the cluster's plus what the submitter set."""
+    conf = env._j_stream_execution_environment.getConfiguration()
+    return {str(k): str(v) for k, v in conf.toMap().items()}
 
 
 def table_env(
@@ -48,14 +64,14 @@ def table_env(
     # Window bounds are computed from epoch milliseconds; UTC keeps them independent of the host.
     conf.set("table.local-time-zone", "UTC")
     conf.set("table.exec.source.idle-timeout", f"{args.idle_timeout} ms")
-    conf.set("parallelism.default", str(args.parallelism))
+    if args.parallelism is not None:
+        conf.set("parallelism.default", str(args.parallelism))
     return t_env
 
 
 def attached(env: StreamExecutionEnvironment) -> bool:
     """False when submitted detached (the REST API / controller): the job must not block then."""
-    conf = env._j_stream_execution_environment.getConfiguration()
-    return str(conf.toMap().get("execution.attached")) != "false"
+    return _configuration(env).get("execution.attached") != "false"
 
 
 def run_statements(env: StreamExecutionEnvironment, statement_set: Any) -> None:

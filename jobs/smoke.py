@@ -36,13 +36,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--output-topic", default="smoke-out")
     p.add_argument("--group-id", default="smoke")
     p.add_argument("--starting-offsets", default="earliest", choices=connectors.STARTING_OFFSETS)
-    p.add_argument("--parallelism", type=int, default=1)
+    p.add_argument("--parallelism", type=int, default=None, help="default: the configured one")
     p.add_argument("--bounded", action="store_true", help="stop at the offsets latest at start")
     return p.parse_args(argv)
 
 
 def build(env: StreamExecutionEnvironment, args: argparse.Namespace) -> None:
-    env.set_parallelism(args.parallelism)
+    if args.parallelism is not None:
+        env.set_parallelism(args.parallelism)
     source = connectors.string_source(
         args.bootstrap_servers,
         [args.input_topic],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from deploy.settings import StackSettings
 
 KAFKA = "kafka"
 JOBMANAGER = "jobmanager"
+CONTROLLER = "controller"
 
 
 def taskmanager_name(index: int) -> str:
@@ -166,4 +168,33 @@ def taskmanager(settings: StackSettings, index: int, rpc_port: int) -> ProcessSp
         version=versions.flink(),
         log=lay["logs"] / f"{name}.out",
         log_dir=lay["logs"] / name,
+    )
+
+
+def controller(settings: StackSettings) -> ProcessSpec:
+    """The job controller, reconciling the FlinkJobs in the stack's store against this stack."""
+    lay = layout(settings)
+    return ProcessSpec(
+        name=CONTROLLER,
+        kind=CONTROLLER,
+        argv=[
+            sys.executable,
+            "-m",
+            "deploy.cli",
+            "controller",
+            "--state-dir",
+            str(settings.state_dir.resolve()),
+            "--flink-url",
+            settings.flink_url,
+            "--bootstrap-servers",
+            settings.bootstrap_servers,
+            "--metrics-port",
+            str(settings.controller_port),
+        ],
+        env={"PYTHONUNBUFFERED": "1"},
+        port=settings.controller_port,
+        metrics_port=settings.controller_port,
+        version=versions.eddyline(),
+        log=lay["logs"] / f"{CONTROLLER}.out",
+        log_dir=lay["logs"] / CONTROLLER,
     )

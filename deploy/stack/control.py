@@ -220,7 +220,7 @@ def status(state_dir: Path) -> list[ComponentStatus]:
     for c in current.components:
         kafka_ok = c.kind == components.KAFKA and health.kafka_answers(current.bootstrap_servers)
         healthy = processes.alive(c.pid) and health.component_healthy(
-            c.kind, c.name, kafka_ok, registered
+            c.kind, c.name, kafka_ok, registered, c.metrics_port
         )
         out.append(
             ComponentStatus(

@@ -22,6 +22,7 @@ def free_settings(state_dir: Path, **overrides: object) -> StackSettings:
         "flink_port": ports.free_port(),
         "flink_rpc_port": ports.free_port(),
         "metrics_port": metrics,
+        "controller_port": ports.free_port(),
         "taskmanagers": taskmanagers,
         # Small enough that two stacks fit beside each other on a 2-core, 24 GiB machine.
         "taskmanager_memory": "1728m",

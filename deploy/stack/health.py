@@ -7,12 +7,16 @@ import httpx
 from deploy.kafka_io import admin
 
 
-def component_healthy(kind: str, name: str, kafka_ok: bool, registered: set[str] | None) -> bool:
+def component_healthy(
+    kind: str, name: str, kafka_ok: bool, registered: set[str] | None, port: int | None = None
+) -> bool:
     """Whether a component is healthy, given a Kafka probe and the TaskManagers the JobManager
     lists (None when it does not answer): Kafka answers; the JobManager answers; a
-    TaskManager is registered under its own name."""
+    TaskManager is registered under its own name; the controller serves its metrics."""
     if kind == "kafka":
         return kafka_ok
+    if kind == "controller":
+        return port is not None and metrics_answer(f"http://localhost:{port}/metrics")
     if kind == "jobmanager":
         return registered is not None
     return registered is not None and name in registered
@@ -40,5 +44,12 @@ def flink_taskmanagers(flink_url: str, timeout: float = 3.0) -> set[str] | None:
 def flink_answers(flink_url: str, timeout: float = 3.0) -> bool:
     try:
         return httpx.get(f"{flink_url}/overview", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def metrics_answer(url: str, timeout: float = 3.0) -> bool:
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False

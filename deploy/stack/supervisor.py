@@ -117,6 +117,8 @@ class Supervisor:
             specs.append(
                 components.taskmanager(self.settings, i, ports.free_port(self.settings.host))
             )
+        if self.settings.controller:
+            specs.append(components.controller(self.settings))
         self.managed = [Managed(spec) for spec in specs]
         for m in self.managed:
             m.proc = processes.start(m.spec)
@@ -153,14 +155,20 @@ class Supervisor:
             self.settings.bootstrap_servers
         )
         registered = health.flink_taskmanagers(self.settings.flink_url)
-        return health.component_healthy(m.spec.kind, m.spec.name, kafka_ok, registered)
+        return health.component_healthy(
+            m.spec.kind, m.spec.name, kafka_ok, registered, m.spec.metrics_port
+        )
 
     def _healthy(self) -> bool:
         if not health.kafka_answers(self.settings.bootstrap_servers):
             return False
         registered = health.flink_taskmanagers(self.settings.flink_url)
         wanted = {m.spec.name for m in self.managed if m.spec.kind == "taskmanager"}
-        return registered is not None and wanted <= registered
+        if registered is None or not wanted <= registered:
+            return False
+        return all(
+            self._component_healthy(m) for m in self.managed if m.spec.kind == components.CONTROLLER
+        )
 
     # -- keep running ----------------------------------------------------------------------
 
@@ -196,11 +204,10 @@ class Supervisor:
     def _stop_all(self) -> None:
         if self.state.phase != Phase.FAILED:
             self._set_phase(Phase.STOPPING)
-        # TaskManagers first, then the JobManager, then Kafka: jobs stop before their broker.
-        order = sorted(
-            self.managed, key=lambda m: {"taskmanager": 0, "jobmanager": 1}.get(m.spec.kind, 2)
-        )
-        for kind_group in (["taskmanager"], ["jobmanager"], ["kafka"]):
+        # The controller first (it must not "repair" jobs as the cluster goes), then the
+        # TaskManagers, the JobManager and Kafka: jobs stop before their broker.
+        order = self.managed
+        for kind_group in (["controller"], ["taskmanager"], ["jobmanager"], ["kafka"]):
             pgids = [m.proc.pid for m in order if m.proc and m.spec.kind in kind_group]
             processes.stop_groups(pgids)
         for m in self.managed:

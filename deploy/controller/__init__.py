@@ -1,0 +1,1 @@
+"""The controller core: observe (Flink, Kafka) → decide (pure) → act (Flink REST)."""

@@ -1,0 +1,578 @@
+"""The controller's decisions: a pure function of (FlinkJob, Observation) → (new status, actions).
+
+No I/O and no clock here: the observation carries the time, and ids for new jobs and savepoint
+triggers are derived from the job's name and that time. The loop writes the returned status
+*before* it performs the actions, so every action is recorded with the ids it will use; a
+controller that dies at any point repeats the same requests after a restart, and Flink makes them
+idempotent (a trigger id names one savepoint; a job id can only be submitted once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal
+
+from deploy.controller.model import (
+    Action,
+    Cancel,
+    Dispose,
+    Forget,
+    JobObservation,
+    Observation,
+    StopWithSavepoint,
+    Submit,
+    TriggerSavepoint,
+)
+from deploy.spec import (
+    Condition,
+    Event,
+    FlinkJob,
+    FlinkJobSpec,
+    JobState,
+    JobStatus,
+    Lifecycle,
+    Operation,
+    SavepointInfo,
+    UpgradeMode,
+    seconds,
+)
+from deploy.store import SAVEPOINT_ON_DELETE
+
+STABLE_AFTER_MS = 30_000  # RUNNING this long without a restart → STABLE
+MAX_EVENTS = 30
+MAX_RETRY_MS = 60_000  # backoff cap while Flink or Kafka is unreachable
+SAVEPOINT_TIMEOUT_MS = 10 * 60_000
+
+
+@dataclass
+class Plan:
+    status: JobStatus
+    actions: list[Action] = field(default_factory=list)
+
+
+def new_id(name: str, now: int, purpose: str) -> str:
+    """A 32-hex-digit id (Flink's JobID/trigger format), the same for the same inputs."""
+    return hashlib.md5(f"{name}/{purpose}/{now}".encode(), usedforsecurity=False).hexdigest()
+
+
+def backoff_ms(initial: str, maximum: str, attempt: int) -> int:
+    """initial * 2^attempt, capped at maximum (attempt 0 → initial)."""
+    first = int(seconds(initial) * 1000)
+    cap = int(seconds(maximum) * 1000)
+    return int(min(cap, first * 2 ** min(attempt, 30)))
+
+
+def event(status: JobStatus, now: int, reason: str, message: str, warning: bool = False) -> None:
+    status.events.append(
+        Event(time=now, type="Warning" if warning else "Normal", reason=reason, message=message)
+    )
+    del status.events[:-MAX_EVENTS]
+
+
+def set_condition(
+    status: JobStatus, now: int, type_: str, ok: bool, reason: str, message: str
+) -> None:
+    value: Literal["True", "False"] = "True" if ok else "False"
+    for c in status.conditions:
+        if c.type == type_:
+            if c.status != value:
+                c.last_transition_time = now
+            c.status, c.reason, c.message = value, reason, message
+            return
+    status.conditions.append(
+        Condition(
+            type=type_, status=value, reason=reason, message=message, last_transition_time=now
+        )
+    )
+
+
+def needs_upgrade(spec: FlinkJobSpec, deployed: FlinkJobSpec | None) -> bool:
+    return deployed is None or spec.deployment() != deployed.deployment()
+
+
+def latest_state(status: JobStatus) -> str | None:
+    """Where a restarted job resumes: the newer of the last checkpoint and the last savepoint."""
+    best: tuple[int, str] | None = None
+    if status.savepoints:
+        sp = max(status.savepoints, key=lambda s: s.time)
+        best = (sp.time, sp.path)
+    cp_time = status.last_checkpoint_time
+    if status.last_checkpoint_path and cp_time is not None and (best is None or cp_time > best[0]):
+        best = (cp_time, status.last_checkpoint_path)
+    if best is None and status.upgrade_savepoint_path:
+        return status.upgrade_savepoint_path
+    return best[1] if best else None
+
+
+class _Decision:
+    def __init__(self, job: FlinkJob, obs: Observation) -> None:
+        self.job = job
+        self.spec = job.spec
+        self.obs = obs
+        self.now = obs.now
+        self.st = job.status.model_copy(deep=True)
+        self.actions: list[Action] = []
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def note(self, reason: str, message: str, warning: bool = False) -> None:
+        event(self.st, self.now, reason, message, warning)
+
+    def plan(self) -> Plan:
+        return Plan(self.st, self.actions)
+
+    def reconciled(self) -> None:
+        self.st.last_reconciled_spec = self.spec
+        self.st.observed_generation = self.job.metadata.generation
+
+    def record_savepoint(self, path: str, trigger: str) -> None:
+        if not any(s.path == path for s in self.st.savepoints):
+            self.st.savepoints.append(SavepointInfo(path=path, time=self.now, trigger=trigger))
+
+    def submit(self, kind: str, restore: str | None) -> None:
+        """Start a new job (an id fixed now, written before it is sent)."""
+        job_id = new_id(self.job.name, self.now, kind)
+        self.st.operation = Operation(
+            kind=kind,
+            step="submitting",
+            started_at=self.now,
+            new_job_id=job_id,
+            savepoint_path=restore,
+        )
+        self.st.lifecycle = Lifecycle.UPGRADING if kind == "upgrade" else Lifecycle.DEPLOYING
+        self.actions.append(Submit(job_id, self.spec, restore))
+        self.note("Submitting", f"job {job_id}" + (f" from {restore}" if restore else " (fresh)"))
+
+    def stop_with_savepoint(self, kind: str, job_id: str) -> None:
+        trigger = new_id(self.job.name, self.now, f"{kind}-trigger")
+        self.st.operation = Operation(
+            kind=kind,
+            step="stopping",
+            started_at=self.now,
+            job_id=job_id,
+            trigger_id=trigger,
+            trigger=kind,
+            upgrade_mode=UpgradeMode.savepoint,
+        )
+        self.actions.append(StopWithSavepoint(job_id, trigger))
+        self.note("StoppingWithSavepoint", f"{kind}: stopping job {job_id} with a savepoint")
+
+    def retry_later(self, message: str) -> None:
+        """A transient problem (Flink/Kafka unreachable): say so and back off; nothing else
+        changes, so nothing is lost or done twice when it comes back."""
+        first = self.st.outages == 0
+        self.st.outages += 1
+        delay = min(MAX_RETRY_MS, 1000 * 2 ** min(self.st.outages - 1, 6))
+        self.st.outage_retry_at = self.now + delay
+        self.st.error = f"{message}; retrying in {delay / 1000:.0f} s"
+        if first:
+            self.note("Retrying", message, warning=True)
+
+    def waiting(self) -> bool:
+        return self.st.next_retry_at is not None and self.now < self.st.next_retry_at
+
+    # -- the rules --------------------------------------------------------------------------
+
+    def decide(self) -> Plan:
+        obs, st = self.obs, self.st
+        if obs.flink_error:
+            set_condition(st, self.now, "FlinkReachable", False, "Unreachable", obs.flink_error)
+            self.retry_later(f"Flink unreachable: {obs.flink_error}")
+            return self.plan()
+        set_condition(st, self.now, "FlinkReachable", True, "Answering", "")
+        if st.outages:
+            st.outages = 0
+            st.outage_retry_at = None
+            if not self.obs.kafka_error:
+                st.error = None
+                self.note("Recovered", "Flink and Kafka answer again")
+        self.observe_job(obs.job)
+        if self.job.metadata.deletion_timestamp:
+            return self.delete()
+        if st.operation is not None:
+            return self.continue_operation(st.operation)
+        job = obs.job
+        if st.job_id is None or job is None or job.terminal:
+            return self.no_live_job(job)
+        return self.live_job(job)
+
+    def observe_job(self, job: JobObservation | None) -> None:
+        st = self.st
+        if job is None:
+            return
+        st.flink_state = job.state
+        if job.parallelism is not None:
+            st.parallelism = job.parallelism
+        if job.latest_checkpoint:
+            st.last_checkpoint_path = job.latest_checkpoint
+            st.last_checkpoint_time = job.latest_checkpoint_time
+        if job.start_time:
+            st.job_started_at = job.start_time
+
+    # deletion ------------------------------------------------------------------------------
+
+    def delete(self) -> Plan:
+        st, obs = self.st, self.obs
+        st.lifecycle = Lifecycle.DELETING
+        want_savepoint = self.job.metadata.annotations.get(SAVEPOINT_ON_DELETE) == "true"
+        op = st.operation
+        if op is not None and op.kind == "delete":
+            trig = obs.trigger
+            if trig is not None and trig.state == "COMPLETED" and trig.location:
+                self.record_savepoint(trig.location, "delete")
+                self.note("Deleted", f"final savepoint {trig.location}")
+                self.actions.append(Forget())
+                return self.plan()
+            if trig is not None and trig.state == "FAILED":
+                st.operation = None
+                st.error = f"final savepoint failed: {trig.failure}; trying again"
+                self.note("SavepointFailed", st.error, warning=True)
+                return self.plan()
+            job = obs.job
+            if job is None or job.terminal:
+                if job is not None and job.latest_savepoint:
+                    self.record_savepoint(job.latest_savepoint, "delete")
+                self.actions.append(Forget())
+                return self.plan()
+            if trig is None or trig.state == "UNKNOWN":
+                self.actions.append(StopWithSavepoint(op.job_id or job.job_id, op.trigger_id or ""))
+            return self.plan()
+        # Whatever was being started or stopped: stop it (every job this spec may have made).
+        live = [j for j in (obs.job, obs.new_job) if j is not None and j.alive]
+        if want_savepoint and live:
+            self.stop_with_savepoint("delete", live[0].job_id)
+            self.actions.extend(Cancel(j.job_id) for j in live[1:])
+            return self.plan()
+        self.actions.extend(Cancel(j.job_id) for j in live)
+        self.note("Deleted", "cancelled" if live else "no job was running")
+        self.actions.append(Forget())
+        return self.plan()
+
+    # operations in flight ------------------------------------------------------------------
+
+    def continue_operation(self, op: Operation) -> Plan:
+        if op.step == "submitting":
+            return self.continue_submit(op)
+        if op.step == "cancelling":
+            return self.continue_cancel(op)
+        if op.step == "stopping":
+            return self.continue_stop(op)
+        return self.continue_savepoint(op)
+
+    def continue_submit(self, op: Operation) -> Plan:
+        st, new = self.st, self.obs.new_job
+        if new is not None:
+            st.operation = None
+            st.job_id = new.job_id
+            st.flink_state = new.state
+            st.job_started_at = new.start_time or self.now
+            st.failures = 0
+            st.next_retry_at = None
+            st.error = None
+            if op.savepoint_path:
+                st.upgrade_savepoint_path = op.savepoint_path
+            self.reconciled()
+            st.last_restart_nonce = self.spec.restart_nonce
+            st.lifecycle = Lifecycle.RUNNING if new.all_running else Lifecycle.DEPLOYING
+            self.observe_job(new)
+            self.note("Deployed", f"job {new.job_id} is {new.state}")
+            return self.plan()
+        if self.waiting():
+            return self.plan()
+        # Not there yet: send the same submission again (Flink refuses a second job with the id).
+        assert op.new_job_id is not None
+        self.actions.append(Submit(op.new_job_id, self.spec, op.savepoint_path))
+        return self.plan()
+
+    def continue_cancel(self, op: Operation) -> Plan:
+        job = self.obs.job
+        if job is not None and job.alive:
+            self.actions.append(Cancel(job.job_id))
+            return self.plan()
+        restore = None
+        if op.upgrade_mode == UpgradeMode.last_state:
+            restore = (job.latest_checkpoint if job else None) or latest_state(self.st)
+        self.submit(op.kind, restore)
+        return self.plan()
+
+    def continue_stop(self, op: Operation) -> Plan:
+        st, trig, job = self.st, self.obs.trigger, self.obs.job
+        location: str | None = None
+        if trig is not None and trig.state == "COMPLETED" and trig.location:
+            location = trig.location
+        elif trig is not None and trig.state == "FAILED":
+            st.operation = None
+            st.failures += 1
+            st.next_retry_at = self.now + backoff_ms(
+                self.spec.restart_policy.backoff,
+                self.spec.restart_policy.max_backoff,
+                st.failures - 1,
+            )
+            st.error = f"{op.kind}: the savepoint failed: {trig.failure}"
+            st.lifecycle = Lifecycle.RUNNING if job is not None and job.alive else st.lifecycle
+            self.note("SavepointFailed", st.error, warning=True)
+            return self.plan()
+        elif job is not None and job.alive:
+            if trig is None or trig.state == "UNKNOWN":
+                # Never sent, or Flink forgot it (a restarted JobManager): the same request again.
+                assert op.job_id
+                assert op.trigger_id
+                self.actions.append(StopWithSavepoint(op.job_id, op.trigger_id))
+            elif self.now - op.started_at > SAVEPOINT_TIMEOUT_MS:
+                st.operation = None
+                st.error = f"{op.kind}: the savepoint did not finish in time"
+                self.note("SavepointTimeout", st.error, warning=True)
+            return self.plan()
+        elif (
+            job is not None
+            and job.latest_savepoint
+            and (job.latest_savepoint_time or 0) >= op.started_at
+        ):
+            location = job.latest_savepoint  # stopped, but the trigger's answer was lost
+        else:
+            # The job ended without our savepoint (failed meanwhile): its last checkpoint is the
+            # newest consistent state there is.
+            location = latest_state(st)
+            self.note(
+                "SavepointMissing",
+                f"job ended before its savepoint; resuming from {location or 'nothing (fresh)'}",
+                warning=True,
+            )
+        if location is not None and location != latest_state(st):
+            self.record_savepoint(location, op.trigger or op.kind)
+        if op.kind == "suspend":
+            st.operation = None
+            st.upgrade_savepoint_path = location
+            st.job_id = None
+            st.flink_state = "FINISHED"
+            st.lifecycle = Lifecycle.SUSPENDED
+            self.reconciled()
+            self.note("Suspended", f"savepoint {location}")
+            return self.plan()
+        # upgrade (or restart request): the savepoint path is now in the status; then resubmit.
+        st.upgrade_savepoint_path = location
+        self.submit(op.kind, location)
+        return self.plan()
+
+    def continue_savepoint(self, op: Operation) -> Plan:
+        st, trig, job = self.st, self.obs.trigger, self.obs.job
+        if trig is not None and trig.state == "COMPLETED" and trig.location:
+            self.record_savepoint(trig.location, op.trigger or "manual")
+            st.operation = None
+            self.note("SavepointTaken", f"{op.trigger}: {trig.location}")
+        elif trig is not None and trig.state == "FAILED":
+            st.operation = None
+            self.note("SavepointFailed", f"{op.trigger}: {trig.failure}", warning=True)
+        elif job is None or job.terminal:
+            st.operation = None  # the job is gone; what to do about that is the next decision
+        elif trig is None or trig.state == "UNKNOWN":
+            assert op.job_id
+            assert op.trigger_id
+            self.actions.append(TriggerSavepoint(op.job_id, op.trigger_id))
+        elif self.now - op.started_at > SAVEPOINT_TIMEOUT_MS:
+            st.operation = None
+            self.note("SavepointTimeout", f"{op.trigger}: did not finish in time", warning=True)
+        return self.plan()
+
+    # no job running ------------------------------------------------------------------------
+
+    def no_live_job(self, job: JobObservation | None) -> Plan:  # noqa: PLR0911
+        st, spec = self.st, self.spec
+        changed = self.job.metadata.generation != st.observed_generation
+        restart_requested = spec.restart_nonce != st.last_restart_nonce
+        st.running_since = None
+        if st.job_id is not None and st.lifecycle != Lifecycle.FAILED:
+            if job is None:
+                return self.failed(f"job {st.job_id} is gone from Flink (JobManager restarted?)")
+            if job.state == "FAILED":
+                return self.failed(job.root_exception or "the job failed")
+            st.lifecycle = Lifecycle.FAILED
+            st.error = f"job {job.job_id} ended {job.state} outside the controller"
+            self.note("EndedOutside", st.error + "; change restartNonce to start it again", True)
+            return self.plan()
+        if spec.job.state == JobState.suspended:
+            if st.lifecycle != Lifecycle.SUSPENDED:
+                self.note("Suspended", "the spec asks for a suspended job")
+            st.lifecycle = Lifecycle.SUSPENDED
+            st.job_id = None
+            self.reconciled()
+            return self.plan()
+        if st.lifecycle == Lifecycle.FAILED and not changed and not restart_requested:
+            return self.plan()  # stays failed until the spec changes or a restart is asked for
+        if self.waiting():
+            return self.plan()
+        if self.obs.precheck_error:
+            st.lifecycle = Lifecycle.FAILED
+            st.error = self.obs.precheck_error
+            self.reconciled()
+            self.note("Refused", self.obs.precheck_error, warning=True)
+            return self.plan()
+        if self.obs.kafka_error:
+            self.retry_later(self.obs.kafka_error)
+            return self.plan()
+        if spec.job.upgrade_mode == UpgradeMode.stateless and st.lifecycle != Lifecycle.SUSPENDED:
+            restore = None if st.last_reconciled_spec else spec.job.initial_savepoint_path
+        else:
+            restore = latest_state(st) or spec.job.initial_savepoint_path
+        if st.lifecycle == Lifecycle.FAILED:
+            st.restarts = 0
+        self.submit("submit", restore)
+        return self.plan()
+
+    def failed(self, cause: str) -> Plan:
+        st, policy = self.st, self.spec.restart_policy
+        first_line = cause.strip().splitlines()[0][:1000] if cause.strip() else cause
+        if st.restarts >= policy.max_retries:
+            st.lifecycle = Lifecycle.FAILED
+            st.error = f"failed after {st.restarts} restarts: {first_line}"
+            st.next_retry_at = None
+            self.note("Failed", st.error, warning=True)
+            return self.plan()
+        if st.next_retry_at is None:
+            delay = backoff_ms(policy.backoff, policy.max_backoff, st.restarts)
+            st.next_retry_at = self.now + delay
+            st.error = (
+                f"job failed: {first_line}; restarting in {delay / 1000:.0f} s "
+                f"(restart {st.restarts + 1} of {policy.max_retries})"
+            )
+            self.note("JobFailed", st.error, warning=True)
+            return self.plan()
+        if self.now < st.next_retry_at:
+            return self.plan()
+        st.restarts += 1
+        st.next_retry_at = None
+        restore = None if self.spec.job.upgrade_mode == UpgradeMode.stateless else latest_state(st)
+        self.submit("restart", restore)
+        return self.plan()
+
+    # a live job ----------------------------------------------------------------------------
+
+    def live_job(self, job: JobObservation) -> Plan:
+        st, spec = self.st, self.spec
+        if job.all_running and job.state == "RUNNING":
+            if st.running_since is None:
+                st.running_since = self.now
+            if self.now - st.running_since >= STABLE_AFTER_MS:
+                if st.lifecycle != Lifecycle.STABLE:
+                    st.last_stable_spec = st.last_reconciled_spec
+                    st.restarts = 0
+                    self.note("Stable", f"running for {STABLE_AFTER_MS // 1000} s")
+                st.lifecycle = Lifecycle.STABLE
+            else:
+                st.lifecycle = Lifecycle.RUNNING
+        else:
+            st.running_since = None
+            st.lifecycle = Lifecycle.DEPLOYING  # starting, or Flink restarting it
+        if st.error and not st.outages:
+            st.error = None
+        st.failures = 0
+        if spec.job.state == JobState.suspended:
+            st.lifecycle = Lifecycle.UPGRADING
+            self.stop_with_savepoint("suspend", job.job_id)
+            return self.plan()
+        if self.waiting():
+            return self.plan()
+        restart = spec.restart_nonce != st.last_restart_nonce
+        if needs_upgrade(spec, st.last_reconciled_spec) or restart:
+            return self.upgrade(job, "restartNonce changed" if restart else "the spec changed")
+        self.reconciled()  # a change that needs no restart (autoscaler settings, …)
+        if spec.savepoint_trigger_nonce != st.last_savepoint_nonce:
+            st.last_savepoint_nonce = spec.savepoint_trigger_nonce
+            return self.savepoint(job, "manual")
+        if self.periodic_due(job):
+            return self.savepoint(job, "periodic")
+        self.retention()
+        return self.plan()
+
+    def upgrade(self, job: JobObservation, why: str) -> Plan:
+        mode = self.spec.job.upgrade_mode
+        self.st.lifecycle = Lifecycle.UPGRADING
+        self.note("Upgrading", f"{why}: {mode.value} upgrade of job {job.job_id}")
+        if mode == UpgradeMode.savepoint:
+            self.stop_with_savepoint("upgrade", job.job_id)
+            return self.plan()
+        self.st.operation = Operation(
+            kind="upgrade",
+            step="cancelling",
+            started_at=self.now,
+            job_id=job.job_id,
+            upgrade_mode=mode,
+        )
+        self.actions.append(Cancel(job.job_id))
+        return self.plan()
+
+    def savepoint(self, job: JobObservation, trigger: str) -> Plan:
+        trigger_id = new_id(self.job.name, self.now, f"{trigger}-savepoint")
+        self.st.operation = Operation(
+            kind="savepoint",
+            step="savepointing",
+            started_at=self.now,
+            job_id=job.job_id,
+            trigger_id=trigger_id,
+            trigger=trigger,
+        )
+        self.st.last_savepoint_attempt_at = self.now
+        self.actions.append(TriggerSavepoint(job.job_id, trigger_id))
+        return self.plan()
+
+    def periodic_due(self, job: JobObservation) -> bool:
+        interval = self.spec.savepoints.interval
+        if interval is None or not job.all_running:
+            return False
+        last = max(
+            [s.time for s in self.st.savepoints]
+            + [self.st.job_started_at or 0, self.st.last_savepoint_attempt_at or 0]
+        )
+        return self.now - last >= seconds(interval) * 1000
+
+    def retention(self) -> None:
+        """Dispose of savepoints beyond maxCount or older than maxAge — never the newest one,
+        nor the one the running job was started from."""
+        policy = self.spec.savepoints
+        ordered = sorted(self.st.savepoints, key=lambda s: s.time)
+        if not ordered:
+            return
+        keep = {ordered[-1].path, self.st.upgrade_savepoint_path}
+        max_age = seconds(policy.max_age) * 1000 if policy.max_age else None
+        excess = len(ordered) - policy.max_count
+        drop = []
+        for sp in ordered:
+            if sp.path in keep:
+                continue
+            if excess > 0 or (max_age is not None and self.now - sp.time > max_age):
+                drop.append(sp)
+                excess -= 1
+        for sp in drop:
+            self.st.savepoints.remove(sp)
+            self.actions.append(Dispose(sp.path))
+            self.note("SavepointDisposed", sp.path)
+
+
+def decide(job: FlinkJob, obs: Observation) -> Plan:
+    """What to do next for `job`, given what was just observed."""
+    return _Decision(job, obs).decide()
+
+
+def action_failed(
+    job: FlinkJob, status: JobStatus, action: Action, error: str, now: int
+) -> JobStatus:
+    """The status after `action` failed: the error, a warning event and a backoff."""
+    st = status.model_copy(deep=True)
+    if isinstance(action, Dispose):
+        event(st, now, "DisposeFailed", f"{action.path}: {error}", warning=True)
+        return st
+    st.failures += 1
+    policy = job.spec.restart_policy
+    delay = backoff_ms(policy.backoff, policy.max_backoff, st.failures - 1)
+    st.next_retry_at = now + delay
+    st.error = f"{action.kind} failed: {error}; retrying in {delay / 1000:.0f} s"
+    if isinstance(action, Submit) and st.failures > policy.max_retries:
+        # The job cannot even start (its Python fails, say): stop trying until the spec changes.
+        st.operation = None
+        st.lifecycle = Lifecycle.FAILED
+        st.next_retry_at = None
+        st.error = f"submission failed {st.failures} times: {error}"
+        st.observed_generation = job.metadata.generation  # a spec change is worth a new try
+    event(st, now, "ActionFailed", st.error, warning=True)
+    return st

@@ -1,0 +1,222 @@
+"""The controller's hands and eyes on a Flink session cluster: observe through the REST API and
+act through it. Shared by the local and Kubernetes modes (both run a session cluster)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from deploy import entries, kafka_io, pyjobs
+from deploy.controller.model import (
+    Action,
+    Cancel,
+    Dispose,
+    Forget,
+    JobObservation,
+    Observation,
+    StopWithSavepoint,
+    Submit,
+    TriggerObservation,
+    TriggerSavepoint,
+)
+from deploy.errors import FlinkError, SpecError
+from deploy.flink_rest import FlinkClient
+from deploy.spec import FlinkJob, FlinkJobSpec, Lifecycle, seconds
+
+KAFKA_TIMEOUT_S = 5.0
+
+
+def job_configuration(spec: FlinkJobSpec) -> dict[str, str]:
+    """The Flink configuration a job is submitted with: the spec's checkpointing, parallelism and
+    restart settings first, the user's flinkConfiguration over them."""
+    cp = spec.checkpointing
+    conf = {
+        "parallelism.default": str(spec.job.parallelism),
+        "execution.checkpointing.interval": f"{int(seconds(cp.interval) * 1000)} ms",
+        "execution.checkpointing.mode": cp.mode.value,
+        "execution.checkpointing.timeout": f"{int(seconds(cp.timeout) * 1000)} ms",
+        # Kept when the job is cancelled, so last-state upgrades and restarts can resume from it.
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+    }
+    if not any(k.startswith("restart-strategy") for k in spec.flink_configuration):
+        # Flink retries a few times itself; then the job fails for good and the controller's
+        # restartPolicy (with its backoff and limit) takes over.
+        conf["restart-strategy.type"] = "fixed-delay"
+        conf["restart-strategy.fixed-delay.attempts"] = str(spec.restart_policy.flink_attempts)
+        conf["restart-strategy.fixed-delay.delay"] = "2 s"
+    conf.update(spec.flink_configuration)
+    return conf
+
+
+def job_args(spec: FlinkJobSpec, default_bootstrap: str) -> list[str]:
+    """The job's flags: the spec's args, plus the Kafka to use when they do not name one."""
+    args = list(spec.job.args)
+    if not any(a == "--bootstrap-servers" or a.startswith("--bootstrap-servers=") for a in args):
+        args += ["--bootstrap-servers", spec.kafka.bootstrap_servers or default_bootstrap]
+    return args
+
+
+def copartition_problem(partitions: dict[str, int | None], topics: Sequence[str]) -> str | None:
+    """Why joined topics cannot be joined as they are (None when they can)."""
+    counts = {t: partitions.get(t) for t in topics}
+    if len(set(counts.values())) <= 1:
+        return None
+    listed = ", ".join(f"{t}: {n}" for t, n in counts.items())
+    return (
+        f"input topics are not co-partitioned ({listed} partitions): a join by key needs the "
+        "same partition count on each; recreate them alike or set kafka.copartitioned: false"
+    )
+
+
+class FlinkRuntime:
+    def __init__(
+        self,
+        client: FlinkClient,
+        bootstrap_servers: str,
+        allowed_dirs: Sequence[Path] | None = None,
+    ) -> None:
+        self.client = client
+        self.bootstrap_servers = bootstrap_servers
+        self.allowed_dirs = list(allowed_dirs or entries.default_allowed())
+
+    # -- observe ----------------------------------------------------------------------------
+
+    def observe(self, job: FlinkJob, now: int) -> Observation:
+        st, op = job.status, job.status.operation
+        try:
+            observed = self._job(st.job_id) if st.job_id else None
+            new_job = self._job(op.new_job_id) if op and op.new_job_id else None
+            trigger = None
+            if op and op.trigger_id and op.job_id:
+                trigger = self._trigger(op.job_id, op.trigger_id)
+                if observed is None and op.job_id != st.job_id:
+                    observed = self._job(op.job_id)
+        except FlinkError as e:
+            return Observation(now=now, flink_error=str(e))
+        precheck = kafka_error = None
+        may_start = observed is None or observed.terminal or st.lifecycle == Lifecycle.SUSPENDED
+        if may_start and not job.metadata.deletion_timestamp:
+            precheck, kafka_error = self.precheck(job.spec)
+        return Observation(
+            now=now,
+            job=observed,
+            new_job=new_job,
+            trigger=trigger,
+            precheck_error=precheck,
+            kafka_error=kafka_error,
+        )
+
+    def _job(self, job_id: str) -> JobObservation | None:
+        try:
+            detail = self.client.job(job_id)
+        except FlinkError as e:
+            if e.status == 404:
+                return None
+            raise
+        state = str(detail.get("state"))
+        vertices = detail.get("vertices", [])
+        all_running = bool(vertices) and all(v.get("status") == "RUNNING" for v in vertices)
+        parallelism = max((int(v.get("parallelism", 0)) for v in vertices), default=0) or None
+        root = None
+        if state == "FAILED":
+            root = self.client.job_exceptions(job_id).get("root-exception")
+        cp_path = cp_time = sp_path = sp_time = None
+        latest = self.client.checkpoints(job_id).get("latest") or {}
+        completed = latest.get("completed") or {}
+        if completed.get("external_path"):
+            cp_path = str(completed["external_path"])
+            cp_time = int(completed.get("latest_ack_timestamp") or 0)
+        savepoint = latest.get("savepoint") or {}
+        if savepoint.get("external_path"):
+            sp_path = str(savepoint["external_path"])
+            sp_time = int(savepoint.get("latest_ack_timestamp") or 0)
+        return JobObservation(
+            job_id=job_id,
+            state=state,
+            all_running=all_running,
+            start_time=int(detail.get("start-time") or 0) or None,
+            parallelism=parallelism,
+            root_exception=str(root) if root else None,
+            latest_checkpoint=cp_path,
+            latest_checkpoint_time=cp_time,
+            latest_savepoint=sp_path,
+            latest_savepoint_time=sp_time,
+        )
+
+    def _trigger(self, job_id: str, trigger_id: str) -> TriggerObservation:
+        try:
+            answer = self.client.savepoint_status(job_id, trigger_id)
+        except FlinkError as e:
+            if e.status in (400, 404):
+                return TriggerObservation("UNKNOWN")
+            raise
+        if answer.get("status", {}).get("id") != "COMPLETED":
+            return TriggerObservation("IN_PROGRESS")
+        operation = answer.get("operation") or {}
+        if operation.get("location"):
+            return TriggerObservation("COMPLETED", location=str(operation["location"]))
+        cause = operation.get("failure-cause") or {}
+        trace = str(cause.get("stack-trace") or cause.get("class") or "unknown failure")
+        return TriggerObservation("FAILED", failure=_first_line(trace))
+
+    def precheck(self, spec: FlinkJobSpec) -> tuple[str | None, str | None]:
+        """(a reason the spec cannot run here, a transient Kafka problem)."""
+        try:
+            entries.resolve(spec.job.entry, self.allowed_dirs)
+        except SpecError as e:
+            return "; ".join(e.problems), None
+        topics = spec.kafka.input_topics
+        if not topics:
+            return None, None
+        servers = spec.kafka.bootstrap_servers or self.bootstrap_servers
+        try:
+            partitions = kafka_io.partition_counts(servers, topics, KAFKA_TIMEOUT_S)
+        except Exception as e:  # confluent-kafka raises KafkaException, TimeoutError, …
+            return None, f"Kafka at {servers} unreachable: {e}"
+        missing = [t for t, n in partitions.items() if n is None]
+        if missing:
+            return None, f"waiting for input topics to exist: {', '.join(missing)}"
+        if spec.kafka.copartitioned and len(topics) > 1:
+            return copartition_problem(partitions, topics), None
+        return None, None
+
+    # -- act --------------------------------------------------------------------------------
+
+    def act(self, job: FlinkJob, action: Action) -> None:
+        if isinstance(action, Submit):
+            self.submit(action)
+        elif isinstance(action, StopWithSavepoint):
+            self.client.stop_with_savepoint(action.job_id, action.trigger_id)
+        elif isinstance(action, TriggerSavepoint):
+            self.client.trigger_savepoint(action.job_id, action.trigger_id)
+        elif isinstance(action, Cancel):
+            try:
+                self.client.cancel(action.job_id)
+            except FlinkError as e:
+                if e.status != 404:  # already gone is what we wanted
+                    raise
+        elif isinstance(action, Dispose):
+            self.client.dispose_savepoint(action.path)
+        elif isinstance(action, Forget):
+            pass  # the store forgets; nothing to do on Flink
+
+    def submit(self, action: Submit) -> None:
+        spec = action.spec
+        entry = entries.resolve(spec.job.entry, self.allowed_dirs)
+        pyjobs.submit(
+            self.client,
+            entry.target,
+            job_args(spec, self.bootstrap_servers),
+            parallelism=spec.job.parallelism,
+            savepoint_path=action.savepoint_path,
+            allow_non_restored_state=spec.job.allow_non_restored_state,
+            job_id=action.job_id,
+            configuration=job_configuration(spec),
+            entry_flag=entry.flag,
+        )
+
+
+def _first_line(trace: str) -> str:
+    lines = [line.strip() for line in trace.strip().splitlines() if line.strip()]
+    causes = [line for line in lines if line.startswith("Caused by:")]
+    return (causes[-1] if causes else lines[0] if lines else trace)[:1000]

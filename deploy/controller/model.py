@@ -1,0 +1,97 @@
+"""What the controller sees (observations) and what it asks for (actions): plain data, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from deploy.flink_rest import TERMINAL_STATES
+from deploy.spec import FlinkJobSpec
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    """One Flink job as the REST API reports it."""
+
+    job_id: str
+    state: str  # Flink's JobStatus: CREATED, RUNNING, RESTARTING, FAILED, FINISHED, …
+    all_running: bool = False  # every task of every vertex is RUNNING
+    start_time: int | None = None
+    parallelism: int | None = None
+    root_exception: str | None = None
+    latest_checkpoint: str | None = None
+    latest_checkpoint_time: int | None = None
+    latest_savepoint: str | None = None
+    latest_savepoint_time: int | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def alive(self) -> bool:
+        return not self.terminal
+
+
+@dataclass(frozen=True)
+class TriggerObservation:
+    """A savepoint or stop-with-savepoint request, looked up by its trigger id."""
+
+    state: Literal["IN_PROGRESS", "COMPLETED", "FAILED", "UNKNOWN"]
+    location: str | None = None
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    now: int  # epoch milliseconds
+    flink_error: str | None = None  # Flink unreachable or answering 5xx
+    job: JobObservation | None = None  # status.jobId's job, None when Flink has no such job
+    new_job: JobObservation | None = None  # the job an operation is submitting
+    trigger: TriggerObservation | None = None
+    precheck_error: str | None = None  # the spec cannot run here (entry, partitions): FAILED
+    kafka_error: str | None = None  # Kafka unreachable or a topic missing: retried
+
+
+@dataclass(frozen=True)
+class Submit:
+    job_id: str
+    spec: FlinkJobSpec
+    savepoint_path: str | None
+    kind: str = "submit"
+
+
+@dataclass(frozen=True)
+class StopWithSavepoint:
+    job_id: str
+    trigger_id: str
+    kind: str = "stop-with-savepoint"
+
+
+@dataclass(frozen=True)
+class TriggerSavepoint:
+    job_id: str
+    trigger_id: str
+    kind: str = "savepoint"
+
+
+@dataclass(frozen=True)
+class Cancel:
+    job_id: str
+    kind: str = "cancel"
+
+
+@dataclass(frozen=True)
+class Dispose:
+    path: str
+    kind: str = "dispose-savepoint"
+
+
+@dataclass(frozen=True)
+class Forget:
+    """The job is gone from Flink and may be removed from the store (deletion finished)."""
+
+    kind: str = "forget"
+
+
+Action = Submit | StopWithSavepoint | TriggerSavepoint | Cancel | Dispose | Forget

@@ -1,0 +1,65 @@
+"""Where a job's entry may come from: modules under jobs/ and files inside the allowed folders.
+
+The spec model already refuses absolute paths and `..`; this module checks what a path really
+resolves to on this machine (symlinks included), so a link inside an allowed folder that points
+outside it is refused too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy import paths
+from deploy.errors import SpecError
+
+
+@dataclass(frozen=True)
+class Entry:
+    """How PythonDriver starts the job: `-pym module` or `-py file`."""
+
+    flag: str
+    target: str
+
+
+def default_allowed() -> list[Path]:
+    return [paths.PROJECT_ROOT / "jobs"]
+
+
+def resolve(entry: str, allowed: Sequence[Path] | None = None, root: Path | None = None) -> Entry:
+    """The entry as PythonDriver arguments; SpecError naming `spec.job.entry` if not allowed."""
+    root = (root or paths.PROJECT_ROOT).resolve()
+    folders = [Path(f).resolve() for f in (allowed or default_allowed())]
+    if entry.endswith(".py"):
+        candidate = Path(entry)
+        if candidate.is_absolute() or ".." in candidate.parts:
+            raise _refuse(entry, "must be a relative path without '..'")
+        real = (root / candidate).resolve()
+        if not any(real.is_relative_to(f) for f in folders):
+            raise _refuse(
+                entry, f"resolves to {real}, outside the allowed folders {_names(folders)}"
+            )
+        if not real.is_file():
+            raise _refuse(entry, f"no such file: {real}")
+        return Entry("-py", str(real))
+    parts = entry.split(".")
+    if parts[0] != "jobs" or len(parts) < 2:
+        raise _refuse(entry, "a module entry must be under jobs/ (e.g. jobs.ledger)")
+    module_file = (root / Path(*parts)).with_suffix(".py").resolve()
+    package_init = (root / Path(*parts) / "__init__.py").resolve()
+    jobs_dir = (root / "jobs").resolve()
+    found = [f for f in (module_file, package_init) if f.is_file()]
+    if not found:
+        raise _refuse(entry, f"no module {entry} under {jobs_dir}")
+    if not found[0].is_relative_to(jobs_dir):
+        raise _refuse(entry, f"resolves to {found[0]}, outside {jobs_dir}")
+    return Entry("-pym", entry)
+
+
+def _names(folders: Sequence[Path]) -> str:
+    return ", ".join(str(f) for f in folders)
+
+
+def _refuse(entry: str, why: str) -> SpecError:
+    return SpecError("spec", [f"spec.job.entry: {entry!r} {why}"])

@@ -1,0 +1,360 @@
+"""The FlinkJob resource: one pydantic model for the CLI, the SQLite store, the CRD and the chart.
+
+Field names are camelCase on the wire (YAML, JSON, Kubernetes) and snake_case in Python. A spec
+that does not validate is rejected with every problem listed by its field path
+(`spec.job.parallelism: ...`), before anything is stored or sent to Flink.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import PurePosixPath
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from deploy.errors import SpecError
+from jobs.flags import duration_ms
+
+API_VERSION: Literal["eddyline.dev/v1alpha1"] = "eddyline.dev/v1alpha1"
+KIND: Literal["FlinkJob"] = "FlinkJob"
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", validate_default=True
+    )
+
+
+def _check_duration(text: str) -> str:
+    duration_ms(text)  # ValueError names the text and the accepted forms
+    return text
+
+
+Duration = Annotated[
+    str,
+    AfterValidator(_check_duration),
+    Field(json_schema_extra={"pattern": r"^\s*\d+\s*(ms|s|m|h|d)\s*$"}),
+]
+
+
+def seconds(duration: str) -> float:
+    return duration_ms(duration) / 1000.0
+
+
+def _check_entry(entry: str) -> str:
+    """A module under jobs/ (`jobs.ledger`) or a relative `.py` path; never `..` or absolute.
+
+    Where a file really resolves (symlinks) is checked against the allowed folders at submit
+    time, by `deploy.entries`, because only the machine that runs it can tell.
+    """
+    if entry.endswith(".py"):
+        path = PurePosixPath(entry)
+        if path.is_absolute() or entry.startswith("~") or "\\" in entry:
+            raise ValueError(f"{entry!r}: a job file must be a path relative to the project")
+        if ".." in path.parts:
+            raise ValueError(f"{entry!r}: '..' is not allowed in a job path")
+        return entry
+    if not _MODULE.match(entry) or not entry.startswith("jobs."):
+        raise ValueError(
+            f"{entry!r}: use a module under jobs/ (e.g. jobs.ledger) or a relative path to a "
+            ".py file inside an allowed folder"
+        )
+    return entry
+
+
+def _config_value(value: Any) -> Any:
+    """Flink configuration is strings; YAML gives numbers and booleans for some of them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+ConfigValue = Annotated[str, BeforeValidator(_config_value)]
+
+
+class JobState(StrEnum):
+    running = "running"
+    suspended = "suspended"
+
+
+class UpgradeMode(StrEnum):
+    stateless = "stateless"
+    savepoint = "savepoint"
+    last_state = "last-state"
+
+
+class CheckpointMode(StrEnum):
+    exactly_once = "EXACTLY_ONCE"
+    at_least_once = "AT_LEAST_ONCE"
+
+
+class Lifecycle(StrEnum):
+    CREATED = "CREATED"
+    DEPLOYING = "DEPLOYING"
+    RUNNING = "RUNNING"
+    STABLE = "STABLE"
+    UPGRADING = "UPGRADING"
+    SUSPENDED = "SUSPENDED"
+    FAILED = "FAILED"
+    DELETING = "DELETING"
+
+
+class JobSpec(Model):
+    entry: Annotated[str, AfterValidator(_check_entry)] = Field(
+        description="a module under jobs/ (jobs.ledger) or a .py file inside an allowed folder"
+    )
+    args: list[str] = Field(default_factory=list, description="the job's own flags")
+    parallelism: int = Field(1, ge=1, le=1024)
+    state: JobState = JobState.running
+    upgrade_mode: UpgradeMode = UpgradeMode.savepoint
+    initial_savepoint_path: str | None = Field(
+        None, description="start from this savepoint the first time the job is deployed"
+    )
+    allow_non_restored_state: bool = False
+
+
+class CheckpointingSpec(Model):
+    interval: Duration = "10s"
+    mode: CheckpointMode = CheckpointMode.exactly_once
+    timeout: Duration = "10m"
+
+
+class SavepointsSpec(Model):
+    interval: Duration | None = Field(None, description="take a savepoint this often (periodic)")
+    max_count: int = Field(5, ge=1, description="keep at most this many savepoints")
+    max_age: Duration | None = Field(None, description="dispose of savepoints older than this")
+
+
+class RestartPolicy(Model):
+    max_retries: int = Field(5, ge=0, description="resubmissions of a failed job before FAILED")
+    backoff: Duration = Field("5s", description="first delay; doubles after each failed retry")
+    max_backoff: Duration = "5m"
+    flink_attempts: int = Field(
+        2,
+        ge=0,
+        description="Flink's own restarts of a failing job (fixed delay) before it fails for good "
+        "and the controller takes over; unless flinkConfiguration sets restart-strategy",
+    )
+
+
+class AutoscalerSpec(Model):
+    enabled: bool = False
+    min_parallelism: int = Field(1, ge=1)
+    max_parallelism: int = Field(8, ge=1)
+    target_utilization: float = Field(0.7, gt=0, le=1)
+    utilization_band: float = Field(0.2, ge=0, lt=1)
+    catch_up: Duration = Field("2m", description="clear accumulated lag within this time")
+    metrics_window: Duration = "1m"
+    scale_down_delay: Duration = "2m"
+    cooldown: Duration = "1m"
+    stabilization: Duration = "30s"
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalerSpec:
+        if self.min_parallelism > self.max_parallelism:
+            raise ValueError("minParallelism must not exceed maxParallelism")
+        return self
+
+
+class KafkaSpec(Model):
+    bootstrap_servers: str | None = Field(
+        None, description="default: the controller's (the local stack's) Kafka"
+    )
+    input_topics: list[str] = Field(default_factory=list)
+    output_topics: list[str] = Field(default_factory=list)
+    copartitioned: bool = Field(
+        True,
+        description="the input topics are joined: refuse to start unless partition counts match",
+    )
+
+
+class FlinkJobSpec(Model):
+    job: JobSpec
+    flink_configuration: dict[str, ConfigValue] = Field(default_factory=dict)
+    checkpointing: CheckpointingSpec = Field(default_factory=CheckpointingSpec)
+    savepoints: SavepointsSpec = Field(default_factory=SavepointsSpec)
+    restart_policy: RestartPolicy = Field(default_factory=RestartPolicy)
+    autoscaler: AutoscalerSpec = Field(default_factory=AutoscalerSpec)
+    kafka: KafkaSpec = Field(default_factory=KafkaSpec)
+    savepoint_trigger_nonce: int | None = Field(None, description="change it to take a savepoint")
+    restart_nonce: int | None = Field(None, description="change it to restart the job")
+
+    def deployment(self) -> dict[str, Any]:
+        """What a running job is built from: a change here needs an upgrade. Nonces and the
+        desired state are requests, not configuration, so they are left out."""
+        data = self.model_dump(mode="json", by_alias=True)
+        data.pop("savepointTriggerNonce", None)
+        data.pop("restartNonce", None)
+        data["job"].pop("state", None)
+        data["job"].pop("initialSavepointPath", None)
+        return data
+
+
+class Metadata(Model):
+    model_config = ConfigDict(extra="ignore")  # Kubernetes adds uid, managedFields, …
+
+    name: str = Field(max_length=63)
+    namespace: str | None = None
+    generation: int = Field(1, ge=0)
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    creation_timestamp: str | None = None
+    deletion_timestamp: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not _NAME.match(name):
+            raise ValueError(
+                f"{name!r}: lower-case letters, digits and '-', starting and ending "
+                "with a letter or digit"
+            )
+        return name
+
+
+class SavepointInfo(Model):
+    path: str
+    time: int = Field(description="epoch milliseconds")
+    trigger: Literal["upgrade", "suspend", "periodic", "manual", "delete"]
+
+
+class Condition(Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: int = 0
+
+
+class Event(Model):
+    time: int
+    type: Literal["Normal", "Warning"] = "Normal"
+    reason: str
+    message: str
+
+
+class Operation(Model):
+    """An action in flight. Its ids are chosen before it is sent, so a controller that restarts
+    repeats the same request (Flink dedupes savepoint triggers by id and refuses a second job
+    with the same id) instead of starting something twice."""
+
+    kind: Literal["submit", "upgrade", "suspend", "savepoint", "restart", "delete"]
+    step: Literal["stopping", "cancelling", "submitting", "savepointing"]
+    started_at: int
+    job_id: str | None = Field(None, description="the job being stopped or savepointed")
+    trigger_id: str | None = None
+    trigger: Literal["upgrade", "suspend", "periodic", "manual", "delete"] | None = None
+    new_job_id: str | None = None
+    savepoint_path: str | None = Field(None, description="where the new job starts from")
+    upgrade_mode: UpgradeMode | None = None
+
+
+class JobStatus(Model):
+    job_id: str | None = None
+    flink_state: str | None = None
+    lifecycle: Lifecycle = Lifecycle.CREATED
+    parallelism: int | None = None
+    last_reconciled_spec: FlinkJobSpec | None = None
+    last_stable_spec: FlinkJobSpec | None = None
+    observed_generation: int = 0
+    savepoints: list[SavepointInfo] = Field(default_factory=list)
+    upgrade_savepoint_path: str | None = None
+    last_checkpoint_path: str | None = None
+    last_checkpoint_time: int | None = None
+    error: str | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    events: list[Event] = Field(default_factory=list)
+    operation: Operation | None = None
+    job_started_at: int | None = None
+    running_since: int | None = Field(None, description="when every task was last seen RUNNING")
+    restarts: int = Field(0, description="controller resubmissions since the job was last stable")
+    next_retry_at: int | None = Field(None, description="restart backoff: not before this time")
+    failures: int = Field(0, description="consecutive failed actions (submissions, stops, …)")
+    outages: int = Field(0, description="consecutive reconciles that could not reach Flink/Kafka")
+    outage_retry_at: int | None = None
+    last_savepoint_attempt_at: int | None = None
+    last_savepoint_nonce: int | None = None
+    last_restart_nonce: int | None = None
+    autoscaler: dict[str, Any] = Field(default_factory=dict)
+
+
+class FlinkJob(Model):
+    api_version: Literal["eddyline.dev/v1alpha1"] = API_VERSION
+    kind: Literal["FlinkJob"] = KIND
+    metadata: Metadata
+    spec: FlinkJobSpec
+    status: JobStatus = Field(default_factory=JobStatus)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def document(self, with_status: bool = True) -> dict[str, Any]:
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if not with_status:
+            data.pop("status", None)
+        return data
+
+    def to_yaml(self, with_status: bool = True) -> str:
+        return yaml.safe_dump(self.document(with_status), sort_keys=False)
+
+
+def problems(error: ValidationError) -> list[str]:
+    """Each validation error as `field.path: message`, in the document's own (camelCase) names."""
+    out = []
+    for e in error.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(document)"
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = "unknown field"
+        out.append(f"{path}: {message}")
+    return out
+
+
+def parse(data: Any, source: str = "spec") -> FlinkJob:
+    """A FlinkJob from a parsed YAML/JSON document; SpecError listing every problem otherwise.
+    The status of a submitted document is ignored: status belongs to the controller."""
+    if not isinstance(data, dict):
+        raise SpecError(
+            source, ["(document): expected a mapping with apiVersion, kind, metadata, spec"]
+        )
+    data = {k: v for k, v in data.items() if k != "status"}
+    missing = [f"{key}: field required" for key in ("apiVersion", "kind") if key not in data]
+    try:
+        job = FlinkJob.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(source, missing + problems(e)) from None
+    if missing:
+        raise SpecError(source, missing)
+    return job
+
+
+def load_yaml(text: str, source: str = "spec") -> FlinkJob:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SpecError(source, [f"(document): not valid YAML: {e}"]) from None
+    return parse(data, source)
+
+
+def json_schema() -> dict[str, Any]:
+    """The FlinkJob document's JSON schema (what the CRD and the chart are generated from)."""
+    return FlinkJob.model_json_schema(by_alias=True)
