@@ -125,6 +125,16 @@ class FlinkClient:
         result: dict[str, Any] = self._call("GET", f"/jobs/{job_id}/exceptions")
         return result
 
+    def failure(self, job_id: str) -> str:
+        """The job's latest failure as Flink's stack trace ('' if none). Flink 2 reports it in
+        the exception history; older versions as `root-exception`."""
+        answer = self.job_exceptions(job_id)
+        history = (answer.get("exceptionHistory") or {}).get("entries") or []
+        if history:
+            latest = history[0]
+            return str(latest.get("stacktrace") or latest.get("exceptionName") or "")
+        return str(answer.get("root-exception") or "")
+
     def vertex_watermarks(self, job_id: str, vertex_id: str) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/jobs/{job_id}/vertices/{vertex_id}/watermarks"))
 

@@ -301,6 +301,12 @@ class _Decision:
         location: str | None = None
         if trig is not None and trig.state == "COMPLETED" and trig.location:
             location = trig.location
+            if job is not None and job.alive:
+                # The savepoint is done but the job is still winding down: note where it is and
+                # wait, so the old and the new job never run side by side.
+                op.savepoint_path = location
+                st.operation = op
+                return self.plan()
         elif trig is not None and trig.state == "FAILED":
             st.operation = None
             st.failures += 1

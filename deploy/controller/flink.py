@@ -3,6 +3,7 @@ act through it. Shared by the local and Kubernetes modes (both run a session clu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -119,7 +120,7 @@ class FlinkRuntime:
         parallelism = max((int(v.get("parallelism", 0)) for v in vertices), default=0) or None
         root = None
         if state == "FAILED":
-            root = self.client.job_exceptions(job_id).get("root-exception")
+            root = root_cause(self.client.failure(job_id))
         cp_path = cp_time = sp_path = sp_time = None
         latest = self.client.checkpoints(job_id).get("latest") or {}
         completed = latest.get("completed") or {}
@@ -193,7 +194,7 @@ class FlinkRuntime:
             try:
                 self.client.cancel(action.job_id)
             except FlinkError as e:
-                if e.status != 404:  # already gone is what we wanted
+                if e.status not in (404, 409):  # gone or already ended: what we wanted
                     raise
         elif isinstance(action, Dispose):
             self.client.dispose_savepoint(action.path)
@@ -214,6 +215,24 @@ class FlinkRuntime:
             configuration=job_configuration(spec),
             entry_flag=entry.flag,
         )
+
+
+_PYTHON_ERROR = re.compile(r"^\s*([A-Za-z_][\w.]*(Error|Exception)|Exception): .+")
+
+
+def root_cause(trace: str) -> str | None:
+    """The line of a Flink root exception that says what went wrong: for a PyFlink job, the
+    Python exception at the end of the embedded traceback; else the deepest `Caused by:`."""
+    lines = [line.strip() for line in trace.splitlines() if line.strip()]
+    if not lines:
+        return None
+    python = [
+        line for line in lines if _PYTHON_ERROR.match(line) and not line.startswith("Caused by")
+    ]
+    python = [line for line in python if not line.startswith(("java.", "org.apache"))]
+    if python:
+        return python[-1][:1000]
+    return _first_line(trace)
 
 
 def _first_line(trace: str) -> str:

@@ -108,7 +108,7 @@ class Job:
         return str(self.flink.job(self.id)["state"])
 
     def failure(self) -> str:
-        return str(self.flink.job_exceptions(self.id).get("root-exception") or "")[:3000]
+        return self.flink.failure(self.id)[:3000]
 
     def wait_running(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
