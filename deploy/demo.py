@@ -3,8 +3,9 @@
 1. A stack check: `jobs.smoke` reads events from Kafka, transforms each in a Python worker and
    writes them back; the output is verified record by record.
 2. The three reference jobs — attribution, sessions and the exactly-once ledger — are submitted
-   through the REST API (as the controller will) over events from the seeded generator, and a
-   short summary of each output is printed. They keep running: watch them in the dashboard.
+   to the controller from their specs in jobs/specs/ over events from the seeded generator; once
+   the controller runs them, a short summary of each output is printed. They keep running:
+   watch them in the dashboard, change them with `eddyline scale|suspend|resume`.
 Exit code 0 only when the smoke output is exact and every reference job runs and writes output.
 """
 
@@ -14,17 +15,20 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from deploy import generator, kafka_io, loadgen, pyjobs
-from deploy.errors import EddylineError
+from deploy import generator, kafka_io, loadgen, paths, pyjobs, spec
+from deploy.errors import ControllerError, EddylineError
 from deploy.flink_rest import TERMINAL_STATES, FlinkClient
 from deploy.settings import StackSettings
+from deploy.spec import FlinkJob, Lifecycle
 from deploy.stack import control
 from deploy.stack.state import StackState
+from deploy.store import SqliteStore
 
 EVENTS = 5_000
 IN_TOPIC, OUT_TOPIC = "smoke-in", "smoke-out"
@@ -121,16 +125,70 @@ def smoke(stack: StackState) -> int:
 
 
 REFERENCE_JOBS = {
-    "attribution": ("attributed-clicks", ["--views-topic", "views", "--clicks-topic", "clicks"]),
-    "sessions": ("sessions", ["--views-topic", "views", "--clicks-topic", "clicks"]),
-    "ledger": ("stock-levels", ["--orders-topic", "orders"]),
+    "attribution": "attributed-clicks",
+    "sessions": "sessions",
+    "ledger": "stock-levels",
 }
 SIDE_TOPICS = ("late-events", "dead-letter")
+SPECS = paths.PROJECT_ROOT / "jobs" / "specs"
 
 
-def reference_jobs(stack: StackState) -> int:
+def _wait_store(
+    store: SqliteStore, names: list[str], done: Callable[[FlinkJob | None], bool], what: str
+) -> None:
+    deadline = time.monotonic() + 300
+    with console.status(f"waiting for the controller: {what}…") as spinner:
+        while True:
+            jobs = {n: store.get(n) for n in names}
+            pending = [n for n, j in jobs.items() if not done(j)]
+            failed = [
+                f"{n}: {j.status.error}"
+                for n, j in jobs.items()
+                if j is not None and j.status.lifecycle == Lifecycle.FAILED
+            ]
+            if failed:
+                raise ControllerError("; ".join(failed))
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise ControllerError(
+                    f"the controller did not {what} for {', '.join(pending)} within 300 s "
+                    "(see `eddyline describe NAME` and `eddyline status`)"
+                )
+            spinner.update(f"waiting for the controller: {what} ({', '.join(pending)})…")
+            time.sleep(0.5)
+
+
+def _running(job: FlinkJob | None) -> bool:
+    return (
+        job is not None
+        and job.status.operation is None
+        and job.status.observed_generation >= job.metadata.generation
+        and job.status.lifecycle in (Lifecycle.RUNNING, Lifecycle.STABLE)
+    )
+
+
+def reference_jobs(stack: StackState, settings: StackSettings) -> int:
     bs = stack.bootstrap_servers
-    outputs = [out for out, _ in REFERENCE_JOBS.values()]
+    if not any(c.kind == "controller" for c in stack.components):
+        raise ControllerError(
+            "this stack was started without the controller (by an older eddyline, or with "
+            "EDDYLINE_CONTROLLER=false): restart it with `eddyline down && eddyline up`"
+        )
+    store = SqliteStore(settings.controller_db)
+    names = list(REFERENCE_JOBS)
+    # An earlier demo's jobs read the topics about to be recreated: delete them first.
+    earlier = [n for n in names if store.get(n) is not None]
+    for name in earlier:
+        store.request_delete(name, savepoint=False)
+    if earlier:
+        _wait_store(store, earlier, lambda j: j is None, "delete the previous demo's jobs")
+    with FlinkClient(stack.flink_url) as flink:
+        for job in flink.jobs():  # jobs of a demo from before the controller ran them
+            if job["name"] in REFERENCE_JOBS and job["state"] not in TERMINAL_STATES:
+                flink.cancel(job["jid"])
+
+    outputs = list(REFERENCE_JOBS.values())
     kafka_io.create_topics(bs, dict.fromkeys([*outputs, *SIDE_TOPICS], 2), recreate=True)
     # 200 ms of event time per event: the data spans over an hour, so sessions close too.
     config = generator.GeneratorConfig(seed=1, events=20_000, mean_gap_ms=200)
@@ -151,23 +209,37 @@ def reference_jobs(stack: StackState) -> int:
         "with out-of-order, late, duplicate, malformed and bot events."
     )
 
-    run_id = int(time.time())
+    for name in names:
+        spec_file = SPECS / f"{name}.yaml"
+        applied = store.apply(spec.load_yaml(spec_file.read_text(), str(spec_file)))
+        where = spec_file.relative_to(paths.PROJECT_ROOT)
+        console.print(
+            f"Submitted [bold]{name}[/bold] to the controller ({where}, "
+            f"generation {applied.metadata.generation})."
+        )
+    _wait_store(store, names, _running, "start the reference jobs")
+    with console.status("letting the jobs work through the events…"):
+        time.sleep(40)
+    jobs = {n: store.get(n) for n in names}
+    table = Table("FlinkJob", "lifecycle", "Flink job", "dashboard")
+    for n, j in jobs.items():
+        st = j.status if j else None
+        table.add_row(
+            n,
+            st.lifecycle.value if st else "gone",
+            st.job_id or "-" if st else "-",
+            f"{stack.flink_url}/#/job/running/{st.job_id}/overview" if st and st.job_id else "-",
+        )
+    console.print(table)
+    not_running = [n for n, j in jobs.items() if not _running(j)]
     with FlinkClient(stack.flink_url) as flink:
-        for job in flink.jobs():  # an earlier demo's jobs: replace them rather than pile up
-            if job["name"] in REFERENCE_JOBS and job["state"] not in TERMINAL_STATES:
-                flink.cancel(job["jid"])
-        submitted = {}
-        for name, (out, args) in REFERENCE_JOBS.items():
-            submitted[name] = job_id = pyjobs.submit(flink, f"jobs.{name}", [
-                "--bootstrap-servers", bs, "--output-topic", out,
-                "--group-id", f"demo-{name}-{run_id}", "--starting-offsets", "earliest",
-                "--checkpoint-interval", "5s", *args,
-            ])  # fmt: skip
-            console.print(f"Submitted [bold]{name}[/bold] as Flink job {job_id}.")
-        with console.status("letting the jobs work through the events…"):
-            time.sleep(40)
-        states = {name: flink.job(job_id)["state"] for name, job_id in submitted.items()}
-    failed = {n: s for n, s in states.items() if s != "RUNNING"}
+        # Each reference job names its Flink pipeline after itself: the right program runs.
+        wrong = [
+            n
+            for n, j in jobs.items()
+            if j is not None and j.status.job_id and flink.job(j.status.job_id)["name"] != n
+        ]
+    not_running += [f"{n} (another program runs under its id)" for n in wrong]
 
     table = Table("topic", "records", "example")
     empty = []
@@ -178,20 +250,25 @@ def reference_jobs(stack: StackState) -> int:
         if not records and topic in outputs:
             empty.append(topic)
     console.print(table)
-    if failed or empty:
+    if not_running or empty:
         console.print(
-            f"[red]Not all reference jobs work:[/red] not running: {failed or '-'}; "
+            f"[red]Not all reference jobs work:[/red] not running: {not_running or '-'}; "
             f"no output in: {empty or '-'}"
         )
         return 1
     console.print("stock-levels is read with isolation.level=read_committed (exactly-once).")
+    console.print(
+        "Try: [bold].venv/bin/eddyline describe ledger[/bold], "
+        "[bold]eddyline scale ledger --parallelism 2 --wait[/bold], "
+        "[bold]eddyline suspend ledger --wait[/bold]."
+    )
     return 0
 
 
 def run() -> int:
     settings = StackSettings()
     stack = control.load_running(settings.state_dir)
-    code = smoke(stack) or reference_jobs(stack)
+    code = smoke(stack) or reference_jobs(stack, settings)
     console.print(f"Flink dashboard: [bold]{stack.flink_url}[/bold]")
     console.print(
         "The stack and the jobs keep running; stop them with [bold].venv/bin/eddyline down[/bold]."

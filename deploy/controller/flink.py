@@ -4,6 +4,7 @@ act through it. Shared by the local and Kubernetes modes (both run a session clu
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from deploy.flink_rest import FlinkClient
 from deploy.spec import FlinkJob, FlinkJobSpec, Lifecycle, seconds
 
 KAFKA_TIMEOUT_S = 5.0
+_SUBMIT_LOCK = threading.Lock()
 
 
 def job_configuration(spec: FlinkJobSpec) -> dict[str, str]:
@@ -204,6 +206,13 @@ class FlinkRuntime:
     def submit(self, action: Submit) -> None:
         spec = action.spec
         entry = entries.resolve(spec.job.entry, self.allowed_dirs)
+        # One at a time: Flink runs a Python job's driver inside the JobManager, and concurrent
+        # runs there were seen to swap their settings (a job got another's id and program).
+        with _SUBMIT_LOCK:
+            self._submit(entry, action)
+
+    def _submit(self, entry: entries.Entry, action: Submit) -> None:
+        spec = action.spec
         pyjobs.submit(
             self.client,
             entry.target,
