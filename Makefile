@@ -62,7 +62,8 @@ integration: setup
 
 ## bench: job throughput against its baselines, side by side in one run (bench/results/)
 bench: setup
-	$(PY) bench/throughput.py $(BENCH_ARGS)
+	$(PY) -m bench.throughput $(BENCH_ARGS)
+	$(PY) -m bench.controller
 
 ## down: stop the local stack started by `make demo`
 down:

@@ -1,6 +1,6 @@
 """Throughput of the reference jobs against their baselines, measured side by side in one run.
 
-    .venv/bin/python bench/throughput.py [--events 200000] [--repeat 1]
+    .venv/bin/python -m bench.throughput [--events 200000] [--repeat 1]
 
 Starts a throw-away stack on free ports, produces the same generated input once, then runs each
 variant as a bounded job from the earliest offsets (parallelism 1) and times it from RUNNING to
@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import signal
 import statistics
 import sys
@@ -25,13 +23,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import results_file
 from deploy import generator, loadgen, pyjobs
 from deploy.errors import EddylineError
 from deploy.flink_rest import TERMINAL_STATES, FlinkClient
 from deploy.stack import control
 from deploy.stack.ephemeral import free_settings
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CLICK_TOPICS = {"views": "bench-views", "clicks": "bench-clicks"}
 ORDER_TOPICS = {"orders": "bench-orders"}
 VARIANTS: list[tuple[str, str, list[str]]] = [
@@ -44,12 +42,6 @@ VARIANTS: list[tuple[str, str, list[str]]] = [
     ("ledger", "exactly-once", ["--delivery", "exactly-once"]),
     ("ledger", "at-least-once", ["--delivery", "at-least-once"]),
 ]
-TARGETS = {
-    "attribution_vs_sql_ratio": 0.8,
-    "sessions_vs_sql_ratio": 0.8,
-    "udf_vs_builtin_ratio": 0.6,
-    "ledger_eos_vs_alo_ratio": 0.9,
-}
 
 
 def run_variant(flink: FlinkClient, bootstrap: str, job: str, args: list[str], tag: str) -> float:
@@ -80,18 +72,6 @@ def run_variant(flink: FlinkClient, bootstrap: str, job: str, args: list[str], t
     return (int(stamps["FINISHED"]) - int(stamps["RUNNING"])) / 1000
 
 
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version()}
-
-
 def measure(
     events: int, repeat: int, only: set[str] | None = None, job_args: list[str] | None = None
 ) -> dict[str, Any]:
@@ -120,7 +100,6 @@ def measure(
         return {"events": events, **{f"{k}_events_per_s": round(v) for k, v in rate.items()}}
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
         "events": events,
         "repeat": repeat,
         **{f"{k}_events_per_s": round(v) for k, v in rate.items()},
@@ -135,36 +114,11 @@ def measure(
     }
 
 
-def markdown(result: dict[str, Any]) -> str:
-    lines = [
-        f"# Job benchmarks — {result['date']}",
-        "",
-        f"{result['events']:,} generated events per input profile, parallelism 1, median of "
-        f"{result['repeat']} run(s); machine: {result['machine']['cpus']} CPUs, "
-        f"{result['machine']['cpu']}.",
-        "",
-        "| variant | events/s |",
-        "|---|---|",
-    ]
-    lines += [
-        f"| {k.removesuffix('_events_per_s')} | {v:,} |"
-        for k, v in result.items()
-        if k.endswith("_events_per_s")
-    ]
-    lines += ["", "| ratio | measured | target |", "|---|---|---|"]
-    for k, v in result.items():
-        if k.endswith("_ratio"):
-            target = TARGETS.get(k)
-            mark = "" if target is None else (" ✓" if v >= target else " ✗")
-            lines.append(f"| {k} | {v:.2f}{mark} | {'' if target is None else f'≥ {target}'} |")
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     # SIGTERM (and Ctrl-C) unwind through `finally`, so the benchmark's stack is always stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     p = argparse.ArgumentParser(
-        prog="bench/throughput.py",
+        prog="python -m bench.throughput",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -188,12 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     except (EddylineError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(result, indent=2) + "\n"
-    (RESULTS / f"{result['date'][:10]}.json").write_text(text)
-    (RESULTS / "latest.json").write_text(text)
-    (RESULTS / "latest.md").write_text(markdown(result))
-    print(markdown(result))
+    merged = results_file.merge(result)
+    print(results_file.markdown(merged))
     return 0
 
 

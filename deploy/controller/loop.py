@@ -26,6 +26,7 @@ from deploy.spec import FlinkJob, JobStatus
 from deploy.store import JobStore
 
 log = logging.getLogger("eddyline.controller")
+FAST_INTERVAL = 0.2
 
 
 class Runtime(Protocol):
@@ -133,13 +134,17 @@ class Controller:
         renewer.start()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="reconcile") as pool:
             while not stop.is_set():
-                for job in self.store.list():
+                jobs = self.store.list()
+                for job in jobs:
                     with self._lock:
                         if job.name in self._busy:
                             continue
                         self._busy.add(job.name)
                     pool.submit(self._run_job, job.name)
-                stop.wait(self.interval)
+                # While an operation is in flight, look again soon: each step (savepoint done,
+                # old job ended) is noticed within FAST_INTERVAL instead of a whole interval.
+                busy = any(j.status.operation is not None for j in jobs)
+                stop.wait(min(self.interval, FAST_INTERVAL) if busy else self.interval)
         for name in list(self._held):
             self.store.release(name, self.holder)
         log.info("controller %s stopped", self.holder)

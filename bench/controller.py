@@ -1,0 +1,322 @@
+"""The controller's reaction time and the downtime of a savepoint upgrade, against doing the same
+upgrade by hand through the REST API in the same run.
+
+    .venv/bin/python -m bench.controller [--upgrades 3] [--rate 200]
+
+Starts a throw-away stack on free ports and an `eddyline controller` process with its own store.
+A producer sends `--rate` events/s to a topic that the smoke job (Kafka → Python → Kafka,
+at-least-once, so output appears as soon as it is processed) copies to an output topic, where a
+consumer notes when each record arrives. Then, alternately changing the parallelism 1 ↔ 2:
+  - controller: the spec changes in the store; "spec change → action" is from that write to the
+    moment Flink received the stop-with-savepoint (the savepoint's trigger timestamp in Flink);
+    the downtime is the longest gap between two output records around the upgrade (the last
+    output before the stop → the first after the restart);
+  - by hand (the baseline): stop-with-savepoint through the REST API, poll until done, submit
+    from the savepoint at once — the least any tool can do — measured the same way.
+Adds to bench/results/latest.json: spec_change_to_action_s, savepoint_upgrade_downtime_s,
+manual_upgrade_downtime_s, controller_vs_manual_downtime_ratio, submit_to_running_s (medians).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer
+
+from bench import results_file
+from deploy import kafka_io, pyjobs
+from deploy.flink_rest import TERMINAL_STATES, FlinkClient
+from deploy.settings import StackSettings
+from deploy.spec import FlinkJob, FlinkJobSpec, Lifecycle, parse
+from deploy.stack import control
+from deploy.stack.ephemeral import free_settings
+from deploy.store import SqliteStore
+
+IN, OUT, MANUAL_OUT = "bench-ctl-in", "bench-ctl-out", "bench-ctl-manual-out"
+NAME = "bench-smoke"
+
+
+class Arrivals:
+    """Consumes a topic in the background and keeps the arrival time of every record."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.times: list[float] = []
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            kafka_io.client_config(
+                bootstrap,
+                **{"group.id": f"bench-{topic}-{time.time_ns()}", "auto.offset.reset": "latest"},
+            )
+        )
+        self._consumer.subscribe([topic])
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self._consumer.poll(0.05)
+            if msg is not None and msg.error() is None:
+                self.times.append(time.time())
+        self._consumer.close()
+
+    def gap(self, start: float, end: float) -> float:
+        """The longest time without output that overlaps [start, end]."""
+        inside = [t for t in self.times if t >= start - 5]
+        longest = 0.0
+        for a, b in itertools.pairwise(inside):
+            if b >= start and a <= end:
+                longest = max(longest, b - a)
+        return longest
+
+    def wait_after(self, moment: float, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(t > moment for t in self.times):
+            if time.monotonic() > deadline:
+                raise RuntimeError("no output after the upgrade")
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+class Producer:
+    def __init__(self, bootstrap: str, rate: float) -> None:
+        self._stop = threading.Event()
+        self._sender = kafka_io.Sender(bootstrap)
+        self._rate = rate
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        i = 0
+        start = time.monotonic()
+        while not self._stop.is_set():
+            self._sender.send(IN, None, json.dumps({"id": i, "word": "bench"}).encode())
+            i += 1
+            delay = start + i / self._rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._sender.close()
+
+
+def spec(bootstrap: str, parallelism: int) -> FlinkJob:
+    return parse(
+        {
+            "apiVersion": "eddyline.dev/v1alpha1",
+            "kind": "FlinkJob",
+            "metadata": {"name": NAME},
+            "spec": {
+                "job": {
+                    "entry": "jobs.smoke",
+                    "args": [
+                        "--input-topic",
+                        IN,
+                        "--output-topic",
+                        OUT,
+                        "--group-id",
+                        NAME,
+                        "--starting-offsets",
+                        "latest",
+                    ],
+                    "parallelism": parallelism,
+                },
+                "checkpointing": {"interval": "2s"},
+                "kafka": {"bootstrapServers": bootstrap, "inputTopics": [IN]},
+            },
+        }
+    )
+
+
+def wait_running(store: SqliteStore, generation: int, timeout: float = 300) -> FlinkJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = store.get(NAME)
+        st = job.status if job else None
+        if (
+            job is not None
+            and st is not None
+            and st.observed_generation >= generation
+            and st.operation is None
+            and st.lifecycle in (Lifecycle.RUNNING, Lifecycle.STABLE)
+        ):
+            return job
+        if st is not None and st.lifecycle == Lifecycle.FAILED:
+            raise RuntimeError(f"the job failed: {st.error}")
+        time.sleep(0.05)
+    raise RuntimeError(f"generation {generation} not running after {timeout} s")
+
+
+def wait_flink_running(flink: FlinkClient, job_id: str, timeout: float = 300) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        detail = flink.job(job_id)
+        if detail["state"] in TERMINAL_STATES:
+            raise RuntimeError(f"job {job_id} ended {detail['state']}")
+        if all(v["status"] == "RUNNING" for v in detail["vertices"]):
+            return time.time()
+        time.sleep(0.05)
+    raise RuntimeError(f"job {job_id} not running after {timeout} s")
+
+
+def controller_upgrades(
+    settings: StackSettings, state: Path, upgrades: int
+) -> dict[str, list[float]]:
+    store = SqliteStore(StackSettings(state_dir=state).controller_db)
+    log = (state / "controller.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "deploy.cli", "controller", "--state-dir", str(state),
+            "--flink-url", settings.flink_url, "--bootstrap-servers", settings.bootstrap_servers,
+            "--metrics-port", "0",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    out = Arrivals(settings.bootstrap_servers, OUT)
+    figures: dict[str, list[float]] = {"action": [], "downtime": [], "submit": []}
+    try:
+        t0 = time.time()
+        store.apply(spec(settings.bootstrap_servers, 1))
+        job = wait_running(store, 1)
+        figures["submit"].append(time.time() - t0)
+        out.wait_after(time.time())
+        with FlinkClient(settings.flink_url) as flink:
+            for i in range(upgrades):
+                old = str(job.status.job_id)
+                time.sleep(3)  # steady output before the change
+                changed = time.time()
+                parallelism = 2 if i % 2 == 0 else 1
+
+                def rescale(s: FlinkJobSpec, p: int = parallelism) -> FlinkJobSpec:
+                    return s.model_copy(update={"job": s.job.model_copy(update={"parallelism": p})})
+
+                job = store.update_spec(NAME, rescale)
+                job = wait_running(store, job.metadata.generation)
+                running = time.time()
+                out.wait_after(running)
+                trigger = flink.checkpoints(old)["latest"]["savepoint"]["trigger_timestamp"]
+                figures["action"].append(trigger / 1000 - changed)
+                figures["downtime"].append(out.gap(changed, running))
+                print(
+                    f"controller upgrade {i + 1}: action after {figures['action'][-1]:.2f} s, "
+                    f"downtime {figures['downtime'][-1]:.1f} s",
+                    flush=True,
+                )
+        store.request_delete(NAME, savepoint=False)
+        deadline = time.monotonic() + 60
+        while store.get(NAME) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        out.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+    return figures
+
+
+def manual_upgrades(settings: StackSettings, upgrades: int) -> list[float]:
+    """The baseline: the same upgrade done by a script straight through the REST API."""
+    bs = settings.bootstrap_servers
+    out = Arrivals(bs, MANUAL_OUT)
+    args = ["--bootstrap-servers", bs, "--input-topic", IN, "--output-topic", MANUAL_OUT,
+            "--group-id", "bench-manual", "--starting-offsets", "latest"]  # fmt: skip
+    downtimes: list[float] = []
+    with FlinkClient(settings.flink_url) as flink:
+        conf = {"execution.checkpointing.interval": "2 s"}
+        job_id = pyjobs.submit(flink, "jobs.smoke", args, parallelism=1, configuration=conf)
+        wait_flink_running(flink, job_id)
+        out.wait_after(time.time())
+        try:
+            for i in range(upgrades):
+                time.sleep(3)
+                changed = time.time()
+                trigger = f"{time.time_ns():032x}"[-32:]
+                flink.stop_with_savepoint(job_id, trigger)
+                while True:
+                    answer = flink.savepoint_status(job_id, trigger)
+                    if answer["status"]["id"] == "COMPLETED":
+                        break
+                    time.sleep(0.05)
+                location = answer["operation"]["location"]
+                while flink.job(job_id)["state"] not in TERMINAL_STATES:
+                    time.sleep(0.05)
+                job_id = pyjobs.submit(
+                    flink,
+                    "jobs.smoke",
+                    args,
+                    parallelism=2 if i % 2 == 0 else 1,
+                    savepoint_path=location,
+                    configuration={**conf, "parallelism.default": str(2 if i % 2 == 0 else 1)},
+                )
+                running = wait_flink_running(flink, job_id)
+                out.wait_after(running)
+                downtimes.append(out.gap(changed, running))
+                print(f"manual upgrade {i + 1}: downtime {downtimes[-1]:.1f} s", flush=True)
+        finally:
+            flink.cancel(job_id)
+            out.close()
+    return downtimes
+
+
+def measure(upgrades: int, rate: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="eddyline-bench-ctl-") as tmp:
+        settings = free_settings(Path(tmp) / "stack", controller=False)
+        control.up(settings)
+        try:
+            kafka_io.create_topics(settings.bootstrap_servers, {IN: 2, OUT: 2, MANUAL_OUT: 2})
+            producer = Producer(settings.bootstrap_servers, rate)
+            try:
+                ctl = controller_upgrades(settings, Path(tmp), upgrades)
+                manual = manual_upgrades(settings, upgrades)
+            finally:
+                producer.close()
+        finally:
+            control.down(settings.state_dir)
+    downtime = statistics.median(ctl["downtime"])
+    manual_downtime = statistics.median(manual)
+    return {
+        "submit_to_running_s": round(ctl["submit"][0], 2),
+        "spec_change_to_action_s": round(statistics.median(ctl["action"]), 2),
+        "savepoint_upgrade_downtime_s": round(downtime, 2),
+        "manual_upgrade_downtime_s": round(manual_downtime, 2),
+        "controller_vs_manual_downtime_ratio": round(downtime / manual_downtime, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    p = argparse.ArgumentParser(
+        prog="python -m bench.controller",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--upgrades", type=int, default=3, help="upgrades of each kind")
+    p.add_argument("--rate", type=float, default=200.0, help="input events per second")
+    p.add_argument("--no-save", action="store_true", help="print, do not write bench/results")
+    args = p.parse_args(argv)
+    figures = measure(args.upgrades, args.rate)
+    print(json.dumps(figures, indent=2))
+    if not args.no_save:
+        merged = results_file.merge(figures)
+        print(results_file.markdown(merged))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

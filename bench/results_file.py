@@ -1,0 +1,84 @@
+"""bench/results: each benchmark adds its figures to one flat latest.json (and <date>.json), and
+latest.md is rendered from all of them, so one table shows the newest figure of every kind."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# Targets from ARCHITECTURE.md: (key, bound, "min" = at least / "max" = at most).
+TARGETS: dict[str, tuple[float, str]] = {
+    "attribution_vs_sql_ratio": (0.8, "min"),
+    "sessions_vs_sql_ratio": (0.8, "min"),
+    "udf_vs_builtin_ratio": (0.6, "min"),
+    "ledger_eos_vs_alo_ratio": (0.9, "min"),
+    "spec_change_to_action_s": (2.0, "max"),
+    "savepoint_upgrade_downtime_s": (15.0, "max"),
+    "autoscaler_convergence_s": (180.0, "max"),
+    "autoscaler_actions_step": (2, "max"),
+    "autoscaler_actions_steady": (0, "max"),
+}
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version()}
+
+
+def merge(figures: dict[str, Any], results: Path = RESULTS) -> dict[str, Any]:
+    """Add `figures` to latest.json (keeping the other benchmarks' figures) and rewrite
+    <date>.json, latest.json and latest.md. Returns the merged object."""
+    results.mkdir(parents=True, exist_ok=True)
+    latest = results / "latest.json"
+    merged: dict[str, Any] = json.loads(latest.read_text()) if latest.exists() else {}
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    merged.update(figures)
+    merged["date"] = now
+    merged["machine"] = machine()
+    text = json.dumps(merged, indent=2) + "\n"
+    (results / f"{now[:10]}.json").write_text(text)
+    latest.write_text(text)
+    (results / "latest.md").write_text(markdown(merged))
+    return merged
+
+
+def _mark(key: str, value: float) -> tuple[str, str]:
+    if key not in TARGETS:
+        return "", ""
+    bound, kind = TARGETS[key]
+    ok = value >= bound if kind == "min" else value <= bound
+    return (" ✓" if ok else " ✗"), (f"≥ {bound}" if kind == "min" else f"≤ {bound}")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    m = result.get("machine", {})
+    lines = [
+        f"# Benchmarks — {result.get('date', '')}",
+        "",
+        f"Machine: {m.get('cpus')} CPUs, {m.get('cpu')}, Python {m.get('python')}. Each figure "
+        "is the newest from its benchmark (`make bench`); ratios compare variants measured side "
+        "by side in one run.",
+        "",
+        "| figure | measured | target |",
+        "|---|---|---|",
+    ]
+    for key, value in result.items():
+        if key in ("date", "machine") or not isinstance(value, int | float):
+            continue
+        mark, target = _mark(key, float(value))
+        shown = f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
+        lines.append(f"| {key} | {shown}{mark} | {target} |")
+    return "\n".join(lines) + "\n"
