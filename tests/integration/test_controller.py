@@ -6,7 +6,8 @@ applied twice shows up as a wrong level."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 
 from deploy import kafka_io
 from deploy.generator import GeneratorConfig, Message, orders
-from deploy.spec import Lifecycle
+from deploy.spec import FlinkJob, Lifecycle
 from tests import oracles
 from tests.integration.jobrun import Topics, canonical_values, produce, read_inputs, read_output
 from tests.integration.managed import Managed, flinkjob
@@ -269,3 +270,38 @@ def test_joined_topics_with_different_partition_counts_are_refused(managed: Mana
     assert "not co-partitioned" in str(refused.status.error)
     assert refused.status.job_id is None
     assert managed.live_flink_jobs() == []
+
+
+def test_periodic_savepoints_are_taken_and_old_ones_disposed(managed: Managed) -> None:
+    topics = Topics.fresh("periodic")
+    kafka_io.create_topics(managed.stack.bootstrap_servers, {topics.views: 1, topics.output: 1})
+    doc = flinkjob(
+        "periodic",
+        "jobs.smoke",
+        ["--input-topic", topics.views, "--output-topic", topics.output],
+        savepoints={"interval": "3s", "maxCount": 2},
+    )
+    assert managed.submit(doc).returncode == 0
+    managed.wait_running("periodic", 1)
+
+    def taken(n: int) -> Callable[[FlinkJob], bool]:
+        return lambda j: [e.reason for e in j.status.events].count("SavepointTaken") >= n
+
+    job = managed.wait("periodic", taken(4), "take 4 periodic savepoints", timeout=120)
+    job = managed.wait(
+        "periodic",
+        lambda j: [e.reason for e in j.status.events].count("SavepointDisposed") >= 2,
+        "dispose of the oldest",
+        timeout=30,
+    )
+    kept = job.status.savepoints
+    assert 1 <= len(kept) <= 2
+    assert {s.trigger for s in kept} == {"periodic"}
+    disposed = [e.message for e in job.status.events if e.reason == "SavepointDisposed"]
+    for path in (p.removeprefix("file:") for p in disposed):
+        deadline = time.monotonic() + 30
+        while Path(path).exists() and time.monotonic() < deadline:
+            time.sleep(0.5)  # Flink disposes of it in the background
+        assert not Path(path).exists(), path
+    for sp in kept:
+        assert Path(sp.path.removeprefix("file:")).exists()
