@@ -80,7 +80,7 @@ def test_down_leaves_no_process_or_port(own_stack: StackSettings) -> None:
 
     done = eddyline("down", "--state-dir", str(own_stack.state_dir))
     assert done.returncode == 0, done.stderr
-    assert "Stopped: kafka, jobmanager, taskmanager-1." in done.stdout
+    assert "Stopped: kafka, jobmanager, taskmanager-1, controller." in done.stdout
     _assert_nothing_left(own_stack, pids, used)
 
     again = eddyline("down", "--state-dir", str(own_stack.state_dir))
