@@ -199,10 +199,11 @@ class FlinkJobSpec(Model):
 
     def deployment(self) -> dict[str, Any]:
         """What a running job is built from: a change here needs an upgrade. Nonces and the
-        desired state are requests, not configuration, so they are left out."""
+        desired state are requests, and the autoscaler and savepoint policies are the
+        controller's own settings, so they are left out (changing them restarts nothing)."""
         data = self.model_dump(mode="json", by_alias=True)
-        data.pop("savepointTriggerNonce", None)
-        data.pop("restartNonce", None)
+        for key in ("savepointTriggerNonce", "restartNonce", "autoscaler", "savepoints"):
+            data.pop(key, None)
         data["job"].pop("state", None)
         data["job"].pop("initialSavepointPath", None)
         return data
