@@ -1,0 +1,176 @@
+"""The autoscaler's decision: a pure function of the spec's autoscaler settings, the job's recent
+metrics and its scaling history → the parallelism it should run at, and why.
+
+The model (the one the Flink Kubernetes Operator's autoscaler uses, tuned to act in minutes):
+a subtask that is busy a fraction `b` of the time while processing `r` records/s could process
+`r / b` records/s (its true rate). The job must process its input rate plus the rate that clears
+the accumulated lag within `catchUp`; at `targetUtilization` each subtask contributes
+`true rate * target`, so the parallelism needed is the target rate over that. The busiest
+vertex decides (the whole job shares one parallelism). The result is clamped to the spec's
+bounds and to the source's partition count (more readers than partitions would idle), then
+aligned up to a divisor of the key-group count so keys spread evenly.
+
+Calm rather than eager: nothing happens while utilisation is inside the band around the target
+(and no lag is building); metrics are averaged over `metricsWindow`; after a restart the job gets
+`stabilization` before its metrics count, after a rescale `cooldown` before the next; a scale-down
+must have been wanted continuously for `scaleDownDelay`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from deploy.spec import AutoscalerSpec, seconds
+
+KEY_GROUPS = 128  # Flink's default max parallelism for parallelism ≤ 128
+
+
+@dataclass(frozen=True)
+class VertexSample:
+    """One vertex at one moment, averaged over its subtasks."""
+
+    name: str
+    busy: float  # busy fraction, 0..1 (busyTimeMsPerSecond / 1000)
+    records_in_per_s: float  # the vertex's total input rate (sum over subtasks)
+    records_out_per_s: float = 0.0
+    backpressured: float = 0.0  # fraction of time back-pressured
+    is_source: bool = False
+
+
+@dataclass(frozen=True)
+class Sample:
+    time: int  # epoch ms
+    parallelism: int
+    vertices: tuple[VertexSample, ...]
+    lag: int  # records behind the head of the input topics (consumer lag)
+    input_rate: float  # records/s arriving on the input topics
+
+
+@dataclass(frozen=True)
+class History:
+    """What the autoscaler remembers between decisions (kept in the job's status)."""
+
+    last_rescale_at: int | None = None
+    job_started_at: int | None = None
+    scale_down_wanted_since: int | None = None
+    rescales: int = 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    parallelism: int  # what the job should run at (unchanged when no action)
+    act: bool
+    reason: str
+    inputs: dict[str, float] = field(default_factory=dict)
+    scale_down_wanted_since: int | None = None
+
+
+def align(parallelism: int, upper: int, key_groups: int = KEY_GROUPS) -> int:
+    """The smallest p ≥ parallelism, ≤ upper, that divides the key groups evenly (else upper)."""
+    for p in range(parallelism, upper + 1):
+        if key_groups % p == 0:
+            return p
+    return min(max(parallelism, 1), upper)
+
+
+def window(samples: list[Sample], now: int, spec: AutoscalerSpec) -> list[Sample]:
+    horizon = now - int(seconds(spec.metrics_window) * 1000)
+    return [s for s in samples if s.time >= horizon]
+
+
+def decide(  # noqa: PLR0911 - one return per rule reads best
+    spec: AutoscalerSpec,
+    samples: list[Sample],
+    history: History,
+    now: int,
+    partitions: int | None,
+) -> Decision:
+    """Whether and where to rescale. `samples` are the job's recent metrics, oldest first, all at
+    the current parallelism; `partitions` is the smallest partition count of its input topics."""
+    if not samples:
+        return Decision(0, False, "no metrics yet")
+    current = samples[-1].parallelism
+    hold = Decision(current, False, "", scale_down_wanted_since=history.scale_down_wanted_since)
+
+    def keep(reason: str, **inputs: float) -> Decision:
+        return Decision(
+            current, False, reason, inputs, scale_down_wanted_since=hold.scale_down_wanted_since
+        )
+
+    if history.job_started_at and now - history.job_started_at < seconds(spec.stabilization) * 1000:
+        return keep("stabilising after a restart")
+    if history.last_rescale_at and now - history.last_rescale_at < seconds(spec.cooldown) * 1000:
+        return keep("cooling down after a rescale")
+    recent = window(samples, now, spec)
+    span_ms = recent[-1].time - recent[0].time if recent else 0
+    # Half a window of metrics at least, so one noisy sample cannot move the job.
+    if len(recent) < 2 or span_ms < seconds(spec.metrics_window) * 500:
+        return keep("collecting metrics")
+
+    input_rate = sum(s.input_rate for s in recent) / len(recent)
+    lag = recent[-1].lag
+    lag_growth = (recent[-1].lag - recent[0].lag) / max(span_ms / 1000, 1e-3)
+    catch_up = seconds(spec.catch_up)
+    target_rate = input_rate + lag / catch_up
+
+    # What the sources emit now; each vertex sees a fixed share of it (its selectivity), which
+    # holds when the job is saturated too (then the sources are slowed down as well).
+    source_out = sum(v.records_out_per_s for s in recent for v in s.vertices if v.is_source) / len(
+        recent
+    )
+    needed = 1
+    utilisation = 0.0
+    bottleneck = ""
+    for name in sorted({v.name for s in recent for v in s.vertices if not v.is_source}):
+        points = [v for s in recent for v in s.vertices if v.name == name]
+        busy = sum(v.busy for v in points) / len(points)
+        rate = sum(v.records_in_per_s for v in points) / len(points)
+        if busy > utilisation:
+            utilisation, bottleneck = busy, name
+        if busy <= 0.01 or rate <= 0:
+            continue  # idle: it says nothing about capacity
+        true_rate_per_subtask = rate / current / busy
+        share = rate / source_out if source_out > 0 else 1.0
+        vertex_target = target_rate * share
+        needed = max(
+            needed, math.ceil(vertex_target / (true_rate_per_subtask * spec.target_utilization))
+        )
+
+    upper = spec.max_parallelism
+    if partitions:
+        upper = min(upper, max(partitions, spec.min_parallelism))
+    wanted = align(max(spec.min_parallelism, min(needed, upper)), upper)
+    inputs = {
+        "input_rate": round(input_rate, 1),
+        "lag": float(lag),
+        "lag_growth_per_s": round(lag_growth, 1),
+        "target_rate": round(target_rate, 1),
+        "utilisation": round(utilisation, 3),
+        "needed": float(needed),
+    }
+    if bottleneck:
+        inputs["bottleneck_busy"] = round(utilisation, 3)
+
+    low = spec.target_utilization - spec.utilization_band
+    high = spec.target_utilization + spec.utilization_band
+    lagging = lag_growth > 0 and lag > input_rate * catch_up / 4
+    if wanted > current and (utilisation > high or lagging):
+        why = "lag is growing" if lagging and utilisation <= high else f"busy {utilisation:.0%}"
+        return Decision(wanted, True, f"scale up {current} → {wanted}: {why}", inputs)
+    if wanted < current and utilisation < low and not lagging:
+        since = history.scale_down_wanted_since or now
+        delay_ms = seconds(spec.scale_down_delay) * 1000
+        if now - since >= delay_ms:
+            return Decision(
+                wanted, True, f"scale down {current} → {wanted}: busy {utilisation:.0%}", inputs
+            )
+        left = (delay_ms - (now - since)) / 1000
+        return Decision(
+            current,
+            False,
+            f"scale down to {wanted} wanted; waiting {left:.0f} s more",
+            inputs,
+            scale_down_wanted_since=since,
+        )
+    return Decision(current, False, f"within the band (busy {utilisation:.0%})", inputs)
