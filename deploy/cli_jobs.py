@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -334,14 +334,31 @@ def _print_details(job: FlinkJob, flink: str) -> None:
         for c in st.conditions:
             table.add_row(c.type, c.status, c.reason, c.message[:80])
         console.print(table)
-    decisions = st.autoscaler.get("decisions") if st.autoscaler else None
-    if decisions:
-        console.print(f"[bold]Autoscaler:[/bold] {decisions[-1]}")
+    if spec.autoscaler.enabled or st.autoscaler.get("decisions"):
+        _print_autoscaler(st.autoscaler)
     if st.events:
         table = Table("age", "type", "reason", "message", title="Events", title_justify="left")
         for e in st.events[-12:]:
             style = "yellow" if e.type == "Warning" else ""
             table.add_row(_age(e.time), e.type, e.reason, e.message[:120], style=style)
+        console.print(table)
+
+
+def _print_autoscaler(autoscaler: dict[str, Any]) -> None:
+    last = autoscaler.get("last")
+    if last:
+        console.print(
+            f"[bold]Autoscaler:[/bold] {last['reason']} ({_age(last['time'])} ago; "
+            + ", ".join(f"{k} {v}" for k, v in last.get("inputs", {}).items())
+            + ")",
+            highlight=False,
+        )
+    table = Table("age", "from", "to", "reason", "applied", title="Autoscaler decisions",
+                  title_justify="left")  # fmt: skip
+    for d in autoscaler.get("decisions", [])[-10:]:
+        table.add_row(_age(d["time"]), str(d["current"]), str(d["parallelism"]), d["reason"],
+                      d.get("applied", ""))  # fmt: skip
+    if table.rows:
         console.print(table)
 
 

@@ -146,6 +146,18 @@ class FlinkClient:
         path = f"/jobs/{job_id}/vertices/{vertex_id}/metrics"
         return {m["id"]: m.get("value", "") for m in self._call("GET", path, params=params)}
 
+    def subtask_metrics(
+        self, job_id: str, vertex_id: str, names: list[str] | None = None, agg: str = "sum,max"
+    ) -> dict[str, dict[str, float]]:
+        """Metrics aggregated over the vertex's subtasks: {name: {"sum": …, "max": …}}; without
+        `names`, the names available (with empty aggregates)."""
+        path = f"/jobs/{job_id}/vertices/{vertex_id}/subtasks/metrics"
+        params = {"get": ",".join(names), "agg": agg} if names else None
+        out: dict[str, dict[str, float]] = {}
+        for m in self._call("GET", path, params=params):
+            out[str(m["id"])] = {k: float(v) for k, v in m.items() if k != "id"}
+        return out
+
     def cancel(self, job_id: str) -> None:
         self._call("PATCH", f"/jobs/{job_id}", params={"mode": "cancel"})
 

@@ -44,7 +44,7 @@ class Sample:
     parallelism: int
     vertices: tuple[VertexSample, ...]
     lag: int  # records behind the head of the input topics (consumer lag)
-    input_rate: float  # records/s arriving on the input topics
+    input_rate: float  # records/s the sources read
 
 
 @dataclass(frozen=True)
@@ -108,9 +108,10 @@ def decide(  # noqa: PLR0911 - one return per rule reads best
     if len(recent) < 2 or span_ms < seconds(spec.metrics_window) * 500:
         return keep("collecting metrics")
 
-    input_rate = sum(s.input_rate for s in recent) / len(recent)
     lag = recent[-1].lag
     lag_growth = (recent[-1].lag - recent[0].lag) / max(span_ms / 1000, 1e-3)
+    # Records arrive as fast as the sources read them plus as fast as the backlog grows.
+    input_rate = sum(s.input_rate for s in recent) / len(recent) + max(0.0, lag_growth)
     catch_up = seconds(spec.catch_up)
     target_rate = input_rate + lag / catch_up
 

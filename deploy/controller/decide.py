@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
+from deploy.controller import autoscale
 from deploy.controller.model import (
     Action,
     Cancel,
@@ -105,10 +106,21 @@ def latest_state(status: JobStatus) -> str | None:
     return best[1] if best else None
 
 
+def effective_spec(spec: FlinkJobSpec, status: JobStatus) -> FlinkJobSpec:
+    """The spec the job runs: the autoscaler's parallelism replaces the spec's while the
+    autoscaler is enabled and the user has not set a new parallelism since it decided."""
+    chosen = status.autoscaler.get("parallelism")
+    if spec.autoscaler.enabled and chosen and status.autoscaler.get("base") == spec.job.parallelism:
+        return spec.model_copy(
+            update={"job": spec.job.model_copy(update={"parallelism": int(chosen)})}
+        )
+    return spec
+
+
 class _Decision:
     def __init__(self, job: FlinkJob, obs: Observation) -> None:
         self.job = job
-        self.spec = job.spec
+        self.spec = effective_spec(job.spec, job.status)
         self.obs = obs
         self.now = obs.now
         self.st = job.status.model_copy(deep=True)
@@ -454,8 +466,34 @@ class _Decision:
 
     # a live job ----------------------------------------------------------------------------
 
-    def live_job(self, job: JobObservation) -> Plan:
+    def live_job(self, job: JobObservation) -> Plan:  # noqa: PLR0911 - one return per rule
         st, spec = self.st, self.spec
+        self.track_lifecycle(job)
+        if spec.job.state == JobState.suspended:
+            st.lifecycle = Lifecycle.UPGRADING
+            self.stop_with_savepoint("suspend", job.job_id)
+            return self.plan()
+        if self.waiting():
+            return self.plan()
+        restart = spec.restart_nonce != st.last_restart_nonce
+        if needs_upgrade(spec, st.last_reconciled_spec) or restart:
+            return self.upgrade(job, "restartNonce changed" if restart else "the spec changed")
+        self.reconciled()  # a change that needs no restart (autoscaler settings, …)
+        if spec.autoscaler.enabled and self.obs.samples:
+            scaled = self.autoscale(job)
+            if scaled is not None:
+                return scaled
+        if spec.savepoint_trigger_nonce != st.last_savepoint_nonce:
+            st.last_savepoint_nonce = spec.savepoint_trigger_nonce
+            return self.savepoint(job, "manual")
+        if self.periodic_due(job):
+            return self.savepoint(job, "periodic")
+        self.retention()
+        return self.plan()
+
+    def track_lifecycle(self, job: JobObservation) -> None:
+        """DEPLOYING until every task runs, RUNNING, then STABLE after STABLE_AFTER_MS."""
+        st = self.st
         if job.all_running and job.state == "RUNNING":
             if st.running_since is None:
                 st.running_since = self.now
@@ -473,23 +511,47 @@ class _Decision:
         if st.error and not st.outages:
             st.error = None
         st.failures = 0
-        if spec.job.state == JobState.suspended:
-            st.lifecycle = Lifecycle.UPGRADING
-            self.stop_with_savepoint("suspend", job.job_id)
-            return self.plan()
-        if self.waiting():
-            return self.plan()
-        restart = spec.restart_nonce != st.last_restart_nonce
-        if needs_upgrade(spec, st.last_reconciled_spec) or restart:
-            return self.upgrade(job, "restartNonce changed" if restart else "the spec changed")
-        self.reconciled()  # a change that needs no restart (autoscaler settings, …)
-        if spec.savepoint_trigger_nonce != st.last_savepoint_nonce:
-            st.last_savepoint_nonce = spec.savepoint_trigger_nonce
-            return self.savepoint(job, "manual")
-        if self.periodic_due(job):
-            return self.savepoint(job, "periodic")
-        self.retention()
-        return self.plan()
+
+    def autoscale(self, job: JobObservation) -> Plan | None:
+        """Evaluate the autoscaler on the recent metrics; a rescale is a savepoint upgrade to
+        the chosen parallelism (the spec's own parallelism stays the user's)."""
+        st, obs = self.st, self.obs
+        a = dict(st.autoscaler)
+        bounds = self.spec.autoscaler
+        if obs.slots_for_job is not None and obs.slots_for_job < bounds.max_parallelism:
+            bounds = bounds.model_copy(
+                update={"max_parallelism": max(bounds.min_parallelism, obs.slots_for_job)}
+            )
+        history = autoscale.History(
+            last_rescale_at=a.get("lastRescaleAt"),
+            job_started_at=st.running_since,
+            scale_down_wanted_since=a.get("scaleDownWantedSince"),
+            rescales=int(a.get("rescales", 0)),
+        )
+        d = autoscale.decide(bounds, list(obs.samples), history, self.now, obs.partitions)
+        current = obs.samples[-1].parallelism
+        entry = {
+            "time": self.now,
+            "current": current,
+            "parallelism": d.parallelism,
+            "act": d.act,
+            "reason": d.reason,
+            "inputs": d.inputs,
+        }
+        a["last"] = entry
+        a["scaleDownWantedSince"] = d.scale_down_wanted_since
+        if not d.act:
+            st.autoscaler = a
+            return None
+        a["decisions"] = [*a.get("decisions", []), {**entry, "applied": "savepoint upgrade"}][-10:]
+        a["parallelism"] = d.parallelism
+        a["base"] = self.job.spec.job.parallelism
+        a["lastRescaleAt"] = self.now
+        a["rescales"] = int(a.get("rescales", 0)) + 1
+        a["scaleDownWantedSince"] = None
+        st.autoscaler = a
+        self.spec = effective_spec(self.job.spec, st)
+        return self.upgrade(job, f"autoscaler: {d.reason}")
 
     def upgrade(self, job: JobObservation, why: str) -> Plan:
         mode = self.spec.job.upgrade_mode

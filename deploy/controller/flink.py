@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 
 from deploy import entries, kafka_io, pyjobs
+from deploy.controller import jobmetrics
+from deploy.controller.autoscale import Sample
 from deploy.controller.model import (
     Action,
     Cancel,
@@ -26,6 +29,7 @@ from deploy.flink_rest import FlinkClient
 from deploy.spec import FlinkJob, FlinkJobSpec, Lifecycle, seconds
 
 KAFKA_TIMEOUT_S = 5.0
+SAMPLE_EVERY_MS = 5_000
 _SUBMIT_LOCK = threading.Lock()
 
 
@@ -81,6 +85,9 @@ class FlinkRuntime:
         self.client = client
         self.bootstrap_servers = bootstrap_servers
         self.allowed_dirs = list(allowed_dirs or entries.default_allowed())
+        # The autoscaler's metrics window per FlinkJob: (Flink job id, samples oldest first).
+        self._samples: dict[str, tuple[str, list[Sample]]] = {}
+        self._partitions: dict[str, tuple[int, int | None]] = {}
 
     # -- observe ----------------------------------------------------------------------------
 
@@ -100,6 +107,16 @@ class FlinkRuntime:
         may_start = observed is None or observed.terminal or st.lifecycle == Lifecycle.SUSPENDED
         if may_start and not job.metadata.deletion_timestamp:
             precheck, kafka_error = self.precheck(job.spec)
+        samples: tuple[Sample, ...] = ()
+        partitions = slots = None
+        if (
+            job.spec.autoscaler.enabled
+            and op is None
+            and observed is not None
+            and observed.alive
+            and observed.all_running
+        ):
+            samples, partitions, slots = self._autoscaler_inputs(job, observed, now)
         return Observation(
             now=now,
             job=observed,
@@ -107,7 +124,52 @@ class FlinkRuntime:
             trigger=trigger,
             precheck_error=precheck,
             kafka_error=kafka_error,
+            samples=samples,
+            partitions=partitions,
+            slots_for_job=slots,
         )
+
+    def _autoscaler_inputs(
+        self, job: FlinkJob, observed: JobObservation, now: int
+    ) -> tuple[tuple[Sample, ...], int | None, int | None]:
+        """The job's metrics window (a sample every SAMPLE_EVERY_MS), the fewest partitions of
+        its input topics and the slots it could use. Samples of an earlier job or parallelism
+        are dropped: they describe a different deployment."""
+        jid = observed.job_id
+        known_jid, window = self._samples.get(job.name, (jid, []))
+        if known_jid != jid:
+            window = []
+        if not window or now - window[-1].time >= SAMPLE_EVERY_MS:
+            # A metric missing now (a task restarting) is no sample; the next tick tries again.
+            with suppress(FlinkError, KeyError, ValueError):
+                window.append(jobmetrics.sample(self.client, jid, now))
+        keep_ms = 2 * seconds(job.spec.autoscaler.metrics_window) * 1000
+        current = window[-1].parallelism if window else None
+        window = [s for s in window if now - s.time <= keep_ms and s.parallelism == current]
+        self._samples[job.name] = (jid, window)
+        try:
+            overview = self.client.overview()
+            slots = int(overview.get("slots-available", 0)) + (observed.parallelism or 0)
+        except FlinkError:
+            slots = None
+        return tuple(window), self._input_partitions(job, now), slots
+
+    def _input_partitions(self, job: FlinkJob, now: int) -> int | None:
+        cached = self._partitions.get(job.name)
+        if cached and now - cached[0] < 60_000:
+            return cached[1]
+        topics = job.spec.kafka.input_topics
+        fewest = None
+        if topics:
+            servers = job.spec.kafka.bootstrap_servers or self.bootstrap_servers
+            try:
+                counts = kafka_io.partition_counts(servers, topics, KAFKA_TIMEOUT_S)
+                known = [n for n in counts.values() if n]
+                fewest = min(known) if known else None
+            except Exception:  # Kafka unreachable: no cap this time
+                fewest = None
+        self._partitions[job.name] = (now, fewest)
+        return fewest
 
     def _job(self, job_id: str) -> JobObservation | None:
         try:

@@ -64,8 +64,40 @@ class ControllerMetrics:
             registry=r,
         )
 
+        self.autoscaler_rescales = Gauge(
+            "eddyline_autoscaler_rescales",
+            "Rescales the autoscaler has decided for the job",
+            ["job"],
+            registry=r,
+        )
+        self.autoscaler_target = Gauge(
+            "eddyline_autoscaler_target_parallelism",
+            "The parallelism the autoscaler's last evaluation chose",
+            ["job"],
+            registry=r,
+        )
+        self.autoscaler_utilisation = Gauge(
+            "eddyline_autoscaler_utilisation",
+            "Busy fraction of the job's busiest vertex in the autoscaler's window",
+            ["job"],
+            registry=r,
+        )
+        self.autoscaler_lag = Gauge(
+            "eddyline_autoscaler_lag_records",
+            "Records behind the head of the job's input topics (the sources' pendingRecords)",
+            ["job"],
+            registry=r,
+        )
+
     def observe_job(self, job: FlinkJob) -> None:
         st = job.status
+        last = st.autoscaler.get("last")
+        if last:
+            inputs = last.get("inputs", {})
+            self.autoscaler_rescales.labels(job.name).set(st.autoscaler.get("rescales", 0))
+            self.autoscaler_target.labels(job.name).set(last.get("parallelism", 0))
+            self.autoscaler_utilisation.labels(job.name).set(inputs.get("utilisation", 0))
+            self.autoscaler_lag.labels(job.name).set(inputs.get("lag", 0))
         for state in Lifecycle:
             self.lifecycle.labels(job.name, state.value).set(1 if st.lifecycle == state else 0)
         self.parallelism.labels(job.name).set(st.parallelism or 0)
@@ -81,6 +113,10 @@ class ControllerMetrics:
             self.restarts,
             self.last_savepoint,
             self.last_savepoint_age,
+            self.autoscaler_rescales,
+            self.autoscaler_target,
+            self.autoscaler_utilisation,
+            self.autoscaler_lag,
         ):
             with suppress(KeyError):
                 metric.remove(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from deploy.controller.autoscale import Sample
 from deploy.flink_rest import TERMINAL_STATES
 from deploy.spec import FlinkJobSpec
 
@@ -51,6 +52,9 @@ class Observation:
     trigger: TriggerObservation | None = None
     precheck_error: str | None = None  # the spec cannot run here (entry, partitions): FAILED
     kafka_error: str | None = None  # Kafka unreachable or a topic missing: retried
+    samples: tuple[Sample, ...] = ()  # the autoscaler's recent metrics (when it is enabled)
+    partitions: int | None = None  # the fewest partitions of the job's input topics
+    slots_for_job: int | None = None  # slots the job could use: free ones plus its own
 
 
 @dataclass(frozen=True)

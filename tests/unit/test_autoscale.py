@@ -48,9 +48,12 @@ def samples(
     """Metrics of a job processing `rate` records/s (or all it can, when that is less)."""
     rng = random.Random(7)
     out = []
+    backlog = lag
     for i in range(seconds // every + 1):
         r = rate * (1 + rng.uniform(-noise, noise))
         processed = min(r, CAPACITY * parallelism)
+        if i:
+            backlog += int((r - processed) * every) + lag_step
         # With a skewed key, the hottest subtask is `skew` times as busy as the average.
         busy = min(1.0, processed / (CAPACITY * parallelism) * skew)
         out.append(
@@ -67,8 +70,8 @@ def samples(
                     ),
                     VertexSample("process", busy=busy, records_in_per_s=processed),
                 ),
-                lag=lag + i * lag_step,
-                input_rate=r,
+                lag=backlog,
+                input_rate=processed,
             )
         )
     return out
