@@ -60,10 +60,19 @@ unit: setup
 integration: setup
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-## bench: job throughput against its baselines, side by side in one run (bench/results/)
+## bench: job throughput, controller and autoscaler against their baselines (bench/results/);
+##        FULL=1 for the long profile (more events, 10 minutes of steady load)
+ifdef FULL
+BENCH_EVENTS ?= 400000
+BENCH_STEADY ?= 600
+else
+BENCH_EVENTS ?= 100000
+BENCH_STEADY ?= 180
+endif
 bench: setup
-	$(PY) -m bench.throughput $(BENCH_ARGS)
+	$(PY) -m bench.throughput --events $(BENCH_EVENTS) $(BENCH_ARGS)
 	$(PY) -m bench.controller
+	$(PY) -m bench.autoscaler --steady $(BENCH_STEADY)
 
 ## down: stop the local stack started by `make demo`
 down:

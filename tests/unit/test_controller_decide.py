@@ -7,11 +7,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from deploy.controller.autoscale import Sample, VertexSample
 from deploy.controller.decide import (
     STABLE_AFTER_MS,
     action_failed,
     backoff_ms,
     decide,
+    effective_spec,
     latest_state,
     new_id,
 )
@@ -583,3 +585,62 @@ def test_every_submission_is_written_to_the_status_before_it_is_sent(
         if any(isinstance(a, Forget) for a in plan.actions):
             break
         job = job.model_copy(update={"status": plan.status})
+
+
+# -- the autoscaler inside decide ---------------------------------------------------------------
+
+
+def _saturated(parallelism: int, n: int = 8) -> tuple[Sample, ...]:
+    return tuple(
+        Sample(
+            time=T0 + i * 5000,
+            parallelism=parallelism,
+            vertices=(
+                VertexSample("src", 0.1, 0.0, records_out_per_s=1000.0, is_source=True),
+                VertexSample("ledger", 1.0, 1000.0),
+            ),
+            lag=10_000 + i * 5_000,
+            input_rate=1000.0,
+        )
+        for i in range(n)
+    )
+
+
+def test_an_autoscaler_decision_is_a_savepoint_upgrade_to_the_chosen_parallelism() -> None:
+    job = deployed(
+        flinkjob(autoscaler={"enabled": True, "maxParallelism": 4}), running_since=T0 - 600_000
+    )
+    samples = _saturated(1)
+    plan = decide(job, obs(now=samples[-1].time, job=running(), samples=samples, partitions=4))
+    assert isinstance(plan.actions[0], StopWithSavepoint)
+    a = plan.status.autoscaler
+    assert a["parallelism"] == 4
+    assert a["base"] == 1
+    assert a["rescales"] == 1
+    assert a["decisions"][-1]["reason"].startswith("scale up 1 → 4")
+    # Once stopped, the new job is submitted at the autoscaler's parallelism; the spec keeps 1.
+    job = job.model_copy(update={"status": plan.status})
+    done = TriggerObservation("COMPLETED", location=SP)
+    plan = decide(
+        job, obs(now=samples[-1].time + 2000, job=JobObservation("j1", "FINISHED"), trigger=done)
+    )
+    submit = plan.actions[0]
+    assert isinstance(submit, Submit)
+    assert submit.spec.job.parallelism == 4
+    assert job.spec.job.parallelism == 1
+
+
+def test_the_autoscaler_is_capped_by_the_free_slots_and_a_user_scale_overrides_it() -> None:
+    job = deployed(
+        flinkjob(autoscaler={"enabled": True, "maxParallelism": 8}), running_since=T0 - 600_000
+    )
+    samples = _saturated(1)
+    plan = decide(
+        job,
+        obs(now=samples[-1].time, job=running(), samples=samples, partitions=8, slots_for_job=2),
+    )
+    assert plan.status.autoscaler["parallelism"] == 2
+    # The user scales by hand: the autoscaler's choice no longer applies.
+    status = plan.status.model_copy(update={"operation": None})
+    user = change(job.model_copy(update={"status": status}), parallelism=3)
+    assert effective_spec(user.spec, user.status).job.parallelism == 3

@@ -304,3 +304,43 @@ def test_a_finished_deletion_removes_the_job(tmp_path: Path) -> None:
     store.request_delete("ledger", savepoint=False)
     Controller(store, FakeRuntime(store)).reconcile("ledger")
     assert store.get("ledger") is None
+
+
+def test_a_metrics_sample_reads_busy_time_rates_and_pending_records(fake: FakeFlink) -> None:
+    from deploy.controller import jobmetrics  # noqa: PLC0415 - keeps the import next to its test
+
+    fake.jobs["j1"] = {
+        "state": "RUNNING",
+        "vertices": [
+            {"id": "v1", "name": "Source: orders[1] -> Calc", "parallelism": 2},
+            {"id": "v2", "name": "ledger -> sink", "parallelism": 2},
+        ],
+    }
+    metrics = {
+        "v1": [
+            {"id": "busyTimeMsPerSecond", "max": 200.0, "sum": 300.0},
+            {"id": "numRecordsOutPerSecond", "max": 60.0, "sum": 100.0},
+            {"id": "Source__orders[1].pendingRecords", "max": 40.0, "sum": 70.0},
+        ],
+        "v2": [
+            {"id": "busyTimeMsPerSecond", "max": 900.0, "sum": 1500.0},
+            {"id": "backPressuredTimeMsPerSecond", "max": 0.0, "sum": 0.0},
+            {"id": "numRecordsInPerSecond", "max": 60.0, "sum": 100.0},
+        ],
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        parts = request.url.path.strip("/").split("/")
+        if request.url.path.endswith("/subtasks/metrics"):
+            return httpx.Response(200, json=metrics[parts[3]])
+        return fake(request)
+
+    client = FlinkClient("http://flink:8081", transport=httpx.MockTransport(answer))
+    sample = jobmetrics.sample(client, "j1", 5)
+    assert sample.parallelism == 2
+    assert sample.lag == 70
+    assert sample.input_rate == 100.0
+    source, ledger = sample.vertices
+    assert source.is_source
+    assert (source.busy, source.records_out_per_s) == (0.2, 100.0)
+    assert (ledger.busy, ledger.records_in_per_s, ledger.is_source) == (0.9, 100.0, False)
