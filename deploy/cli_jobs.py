@@ -106,15 +106,22 @@ def _wait(
     what: str,
     timeout: float,
     quiet: bool,
+    generation: int | None = None,
 ) -> FlinkJob | None:
-    """Poll the store until `done`; a FAILED job or the timeout is an error naming the log."""
+    """Poll the store until `done`; the timeout, or FAILED once the controller has seen
+    `generation`, is an error naming the log (no generation: FAILED is not an error)."""
     deadline = time.monotonic() + timeout
     with console.status(f"waiting for {name} to {what}…") as spinner:
         while True:
             job = store.get(name)
             if done(job):
                 return job
-            if job is not None and job.status.lifecycle == Lifecycle.FAILED:
+            if (
+                generation is not None
+                and job is not None
+                and job.status.lifecycle == Lifecycle.FAILED
+                and job.status.observed_generation >= generation
+            ):
                 raise _error(
                     f"{name} FAILED: {job.status.error} (controller log: "
                     f"{_controller_log(settings)})"
@@ -160,6 +167,8 @@ def submit(
         text = sys.stdin.read() if source == "stdin" else spec_file.read_text()
     except OSError as e:
         raise _error(f"cannot read {source}: {e.strerror}", EXIT_INVALID) from None
+    except UnicodeDecodeError as e:
+        raise _error(f"cannot read {source}: not UTF-8 text ({e.reason})", EXIT_INVALID) from None
     settings, store = _store(state_dir)
     try:
         job = load_yaml(text, source)
@@ -186,7 +195,19 @@ def submit(
             if applied.spec.job.state == JobState.suspended
             else _running(applied.metadata.generation)
         )
-        applied = _wait(settings, store, job.name, done, "run", timeout, json_out) or applied
+        applied = (
+            _wait(
+                settings,
+                store,
+                job.name,
+                done,
+                "run",
+                timeout,
+                json_out,
+                applied.metadata.generation,
+            )
+            or applied
+        )
     _emit(
         applied,
         json_out,
@@ -384,7 +405,7 @@ def _change(
     json_out = output == ListOutput.json
     if wait and wait_for is not None:
         job = _wait(settings, store, name, wait_for(job.metadata.generation), what, timeout,
-                    json_out) or job  # fmt: skip
+                    json_out, job.metadata.generation) or job  # fmt: skip
     _emit(job, json_out, message.format(name=name, generation=job.metadata.generation))
 
 

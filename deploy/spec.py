@@ -41,8 +41,12 @@ class Model(BaseModel):
     )
 
 
+MAX_DURATION_MS = 366 * 86_400_000
+
+
 def _check_duration(text: str) -> str:
-    duration_ms(text)  # ValueError names the text and the accepted forms
+    if duration_ms(text) > MAX_DURATION_MS:  # ValueError names a text that is no duration
+        raise ValueError(f"{text!r} is longer than a year")
     return text
 
 
@@ -55,6 +59,10 @@ Duration = Annotated[
 
 def seconds(duration: str) -> float:
     return duration_ms(duration) / 1000.0
+
+
+def milliseconds(duration: str) -> int:
+    return duration_ms(duration)
 
 
 def _check_entry(entry: str) -> str:
@@ -266,6 +274,8 @@ class Operation(Model):
     new_job_id: str | None = None
     savepoint_path: str | None = Field(None, description="where the new job starts from")
     upgrade_mode: UpgradeMode | None = None
+    spec: FlinkJobSpec | None = Field(None, description="the spec a submission sends")
+    generation: int | None = Field(None, description="the generation a submission sends")
 
 
 class JobStatus(Model):

@@ -47,7 +47,7 @@ class JobStore(Protocol):
         self, name: str, change: Callable[[FlinkJobSpec], FlinkJobSpec]
     ) -> FlinkJob: ...
     def request_delete(self, name: str, savepoint: bool) -> FlinkJob: ...
-    def write_status(self, name: str, status: JobStatus) -> bool: ...
+    def write_status(self, name: str, status: JobStatus, holder: str | None = None) -> bool: ...
     def forget(self, name: str) -> None: ...
     def acquire(self, name: str, holder: str, ttl: float) -> bool: ...
     def release(self, name: str, holder: str) -> None: ...
@@ -188,9 +188,17 @@ class SqliteStore:
             self._save_document(db, new, current.status)
             return new
 
-    def write_status(self, name: str, status: JobStatus) -> bool:
-        """False when the job is gone (deleted meanwhile): nothing is written then."""
+    def write_status(self, name: str, status: JobStatus, holder: str | None = None) -> bool:
+        """False when the job is gone, or `holder` no longer holds its lease: nothing is
+        written then."""
         with self._write() as db:
+            if holder is not None:
+                lease = db.execute(
+                    "SELECT 1 FROM leases WHERE name=? AND holder=? AND expires>=?",
+                    (name, holder, time.time()),
+                ).fetchone()
+                if lease is None:
+                    return False
             cur = db.execute(
                 "UPDATE jobs SET status=?, updated=? WHERE name=?",
                 (status.model_dump_json(by_alias=True), time.time(), name),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from deploy.spec import AutoscalerSpec, seconds
+from deploy.spec import AutoscalerSpec, milliseconds, seconds
 
 KEY_GROUPS = 128  # Flink's default max parallelism for parallelism ≤ 128
 
@@ -75,7 +75,7 @@ def align(parallelism: int, upper: int, key_groups: int = KEY_GROUPS) -> int:
 
 
 def window(samples: list[Sample], now: int, spec: AutoscalerSpec) -> list[Sample]:
-    horizon = now - int(seconds(spec.metrics_window) * 1000)
+    horizon = now - milliseconds(spec.metrics_window)
     return [s for s in samples if s.time >= horizon]
 
 
@@ -98,14 +98,14 @@ def decide(  # noqa: PLR0911 - one return per rule reads best
             current, False, reason, inputs, scale_down_wanted_since=hold.scale_down_wanted_since
         )
 
-    if history.job_started_at and now - history.job_started_at < seconds(spec.stabilization) * 1000:
+    if history.job_started_at and now - history.job_started_at < milliseconds(spec.stabilization):
         return keep("stabilising after a restart")
-    if history.last_rescale_at and now - history.last_rescale_at < seconds(spec.cooldown) * 1000:
+    if history.last_rescale_at and now - history.last_rescale_at < milliseconds(spec.cooldown):
         return keep("cooling down after a rescale")
     recent = window(samples, now, spec)
     span_ms = recent[-1].time - recent[0].time if recent else 0
     # Half a window of metrics at least, so one noisy sample cannot move the job.
-    if len(recent) < 2 or span_ms < seconds(spec.metrics_window) * 500:
+    if len(recent) < 2 or span_ms < milliseconds(spec.metrics_window) / 2:
         return keep("collecting metrics")
 
     lag = recent[-1].lag
@@ -161,7 +161,7 @@ def decide(  # noqa: PLR0911 - one return per rule reads best
         return Decision(wanted, True, f"scale up {current} → {wanted}: {why}", inputs)
     if wanted < current and utilisation < low and not lagging:
         since = history.scale_down_wanted_since or now
-        delay_ms = seconds(spec.scale_down_delay) * 1000
+        delay_ms = milliseconds(spec.scale_down_delay)
         if now - since >= delay_ms:
             return Decision(
                 wanted, True, f"scale down {current} → {wanted}: busy {utilisation:.0%}", inputs

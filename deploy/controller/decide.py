@@ -23,6 +23,7 @@ from deploy.controller.model import (
     Observation,
     StopWithSavepoint,
     Submit,
+    TriggerObservation,
     TriggerSavepoint,
 )
 from deploy.spec import (
@@ -36,7 +37,7 @@ from deploy.spec import (
     Operation,
     SavepointInfo,
     UpgradeMode,
-    seconds,
+    milliseconds,
 )
 from deploy.store import SAVEPOINT_ON_DELETE
 
@@ -59,8 +60,8 @@ def new_id(name: str, now: int, purpose: str) -> str:
 
 def backoff_ms(initial: str, maximum: str, attempt: int) -> int:
     """initial * 2^attempt, capped at maximum (attempt 0 → initial)."""
-    first = int(seconds(initial) * 1000)
-    cap = int(seconds(maximum) * 1000)
+    first = milliseconds(initial)
+    cap = milliseconds(maximum)
     return int(min(cap, first * 2 ** min(attempt, 30)))
 
 
@@ -151,6 +152,8 @@ class _Decision:
             started_at=self.now,
             new_job_id=job_id,
             savepoint_path=restore,
+            spec=self.spec,
+            generation=self.job.metadata.generation,
         )
         self.st.lifecycle = Lifecycle.UPGRADING if kind == "upgrade" else Lifecycle.DEPLOYING
         self.actions.append(Submit(job_id, self.spec, restore))
@@ -193,7 +196,7 @@ class _Decision:
             self.retry_later(f"Flink unreachable: {obs.flink_error}")
             return self.plan()
         set_condition(st, self.now, "FlinkReachable", True, "Answering", "")
-        if st.outages:
+        if st.outages and not self.obs.kafka_error:
             st.outages = 0
             st.outage_retry_at = None
             if not self.obs.kafka_error:
@@ -224,7 +227,7 @@ class _Decision:
 
     # deletion ------------------------------------------------------------------------------
 
-    def delete(self) -> Plan:
+    def delete(self) -> Plan:  # noqa: PLR0911 - one return per case
         st, obs = self.st, self.obs
         st.lifecycle = Lifecycle.DELETING
         want_savepoint = self.job.metadata.annotations.get(SAVEPOINT_ON_DELETE) == "true"
@@ -247,12 +250,15 @@ class _Decision:
                     self.record_savepoint(job.latest_savepoint, "delete")
                 self.actions.append(Forget())
                 return self.plan()
-            if trig is None or trig.state == "UNKNOWN":
+            if (trig is None or trig.state == "UNKNOWN") and not self.waiting():
                 self.actions.append(StopWithSavepoint(op.job_id or job.job_id, op.trigger_id or ""))
             return self.plan()
         # Whatever was being started or stopped: stop it (every job this spec may have made).
         live = [j for j in (obs.job, obs.new_job) if j is not None and j.alive]
         if want_savepoint and live:
+            if self.waiting():
+                return self.plan()
+            st.job_id = live[0].job_id  # observe the job being stopped, not an ended one
             self.stop_with_savepoint("delete", live[0].job_id)
             self.actions.extend(Cancel(j.job_id) for j in live[1:])
             return self.plan()
@@ -274,18 +280,22 @@ class _Decision:
 
     def continue_submit(self, op: Operation) -> Plan:
         st, new = self.st, self.obs.new_job
+        submitted = op.spec or self.spec
         if new is not None:
             st.operation = None
             st.job_id = new.job_id
             st.flink_state = new.state
             st.job_started_at = new.start_time or self.now
+            st.running_since = None  # a new job: it has to earn STABLE itself
             st.failures = 0
             st.next_retry_at = None
             st.error = None
             if op.savepoint_path:
                 st.upgrade_savepoint_path = op.savepoint_path
-            self.reconciled()
-            st.last_restart_nonce = self.spec.restart_nonce
+            # What was sent, not what the spec says now: a change made meanwhile is still to do.
+            st.last_reconciled_spec = submitted
+            st.observed_generation = op.generation or self.job.metadata.generation
+            st.last_restart_nonce = submitted.restart_nonce
             st.lifecycle = Lifecycle.RUNNING if new.all_running else Lifecycle.DEPLOYING
             self.observe_job(new)
             self.note("Deployed", f"job {new.job_id} is {new.state}")
@@ -294,13 +304,14 @@ class _Decision:
             return self.plan()
         # Not there yet: send the same submission again (Flink refuses a second job with the id).
         assert op.new_job_id is not None
-        self.actions.append(Submit(op.new_job_id, self.spec, op.savepoint_path))
+        self.actions.append(Submit(op.new_job_id, submitted, op.savepoint_path))
         return self.plan()
 
     def continue_cancel(self, op: Operation) -> Plan:
         job = self.obs.job
         if job is not None and job.alive:
-            self.actions.append(Cancel(job.job_id))
+            if not self.waiting():
+                self.actions.append(Cancel(job.job_id))
             return self.plan()
         restore = None
         if op.upgrade_mode == UpgradeMode.last_state:
@@ -311,6 +322,9 @@ class _Decision:
     def continue_stop(self, op: Operation) -> Plan:
         st, trig, job = self.st, self.obs.trigger, self.obs.job
         location: str | None = None
+        if op.savepoint_path and (trig is None or trig.state != "COMPLETED"):
+            # Seen completed before, and the answer is gone since (a restarted JobManager).
+            trig = TriggerObservation("COMPLETED", location=op.savepoint_path)
         if trig is not None and trig.state == "COMPLETED" and trig.location:
             location = trig.location
             if job is not None and job.alive:
@@ -332,15 +346,15 @@ class _Decision:
             self.note("SavepointFailed", st.error, warning=True)
             return self.plan()
         elif job is not None and job.alive:
-            if trig is None or trig.state == "UNKNOWN":
+            if self.now - op.started_at > SAVEPOINT_TIMEOUT_MS:
+                st.operation = None
+                st.error = f"{op.kind}: the savepoint did not finish in time"
+                self.note("SavepointTimeout", st.error, warning=True)
+            elif (trig is None or trig.state == "UNKNOWN") and not self.waiting():
                 # Never sent, or Flink forgot it (a restarted JobManager): the same request again.
                 assert op.job_id
                 assert op.trigger_id
                 self.actions.append(StopWithSavepoint(op.job_id, op.trigger_id))
-            elif self.now - op.started_at > SAVEPOINT_TIMEOUT_MS:
-                st.operation = None
-                st.error = f"{op.kind}: the savepoint did not finish in time"
-                self.note("SavepointTimeout", st.error, warning=True)
             return self.plan()
         elif (
             job is not None
@@ -378,19 +392,20 @@ class _Decision:
         if trig is not None and trig.state == "COMPLETED" and trig.location:
             self.record_savepoint(trig.location, op.trigger or "manual")
             st.operation = None
+            st.failures = 0
             self.note("SavepointTaken", f"{op.trigger}: {trig.location}")
         elif trig is not None and trig.state == "FAILED":
             st.operation = None
             self.note("SavepointFailed", f"{op.trigger}: {trig.failure}", warning=True)
         elif job is None or job.terminal:
             st.operation = None  # the job is gone; what to do about that is the next decision
-        elif trig is None or trig.state == "UNKNOWN":
-            assert op.job_id
-            assert op.trigger_id
-            self.actions.append(TriggerSavepoint(op.job_id, op.trigger_id))
         elif self.now - op.started_at > SAVEPOINT_TIMEOUT_MS:
             st.operation = None
             self.note("SavepointTimeout", f"{op.trigger}: did not finish in time", warning=True)
+        elif (trig is None or trig.state == "UNKNOWN") and not self.waiting():
+            assert op.job_id
+            assert op.trigger_id
+            self.actions.append(TriggerSavepoint(op.job_id, op.trigger_id))
         return self.plan()
 
     # no job running ------------------------------------------------------------------------
@@ -423,7 +438,7 @@ class _Decision:
         if self.obs.precheck_error:
             st.lifecycle = Lifecycle.FAILED
             st.error = self.obs.precheck_error
-            self.reconciled()
+            st.observed_generation = self.job.metadata.generation  # refused; never deployed
             self.note("Refused", self.obs.precheck_error, warning=True)
             return self.plan()
         if self.obs.kafka_error:
@@ -469,11 +484,11 @@ class _Decision:
     def live_job(self, job: JobObservation) -> Plan:  # noqa: PLR0911 - one return per rule
         st, spec = self.st, self.spec
         self.track_lifecycle(job)
+        if self.waiting():
+            return self.plan()
         if spec.job.state == JobState.suspended:
             st.lifecycle = Lifecycle.UPGRADING
             self.stop_with_savepoint("suspend", job.job_id)
-            return self.plan()
-        if self.waiting():
             return self.plan()
         restart = spec.restart_nonce != st.last_restart_nonce
         if needs_upgrade(spec, st.last_reconciled_spec) or restart:
@@ -508,9 +523,8 @@ class _Decision:
         else:
             st.running_since = None
             st.lifecycle = Lifecycle.DEPLOYING  # starting, or Flink restarting it
-        if st.error and not st.outages:
+        if st.error and not st.outages and not self.waiting():
             st.error = None
-        st.failures = 0
 
     def autoscale(self, job: JobObservation) -> Plan | None:
         """Evaluate the autoscaler on the recent metrics; a rescale is a savepoint upgrade to
@@ -592,7 +606,7 @@ class _Decision:
             [s.time for s in self.st.savepoints]
             + [self.st.job_started_at or 0, self.st.last_savepoint_attempt_at or 0]
         )
-        return self.now - last >= seconds(interval) * 1000
+        return self.now - last >= milliseconds(interval)
 
     def retention(self) -> None:
         """Dispose of savepoints beyond maxCount or older than maxAge — never the newest one,
@@ -602,7 +616,7 @@ class _Decision:
         if not ordered:
             return
         keep = {ordered[-1].path, self.st.upgrade_savepoint_path}
-        max_age = seconds(policy.max_age) * 1000 if policy.max_age else None
+        max_age = milliseconds(policy.max_age) if policy.max_age else None
         excess = len(ordered) - policy.max_count
         drop = []
         for sp in ordered:
@@ -637,6 +651,10 @@ def action_failed(
     st.error = f"{action.kind} failed: {error}; retrying in {delay / 1000:.0f} s"
     if isinstance(action, Submit) and st.failures > policy.max_retries:
         # The job cannot even start (its Python fails, say): stop trying until the spec changes.
+        # The last attempt may have started it all the same (a timeout): keep its id, so a job
+        # that does exist is found and adopted rather than left running untracked.
+        if st.operation is not None and st.operation.new_job_id:
+            st.job_id = st.operation.new_job_id
         st.operation = None
         st.lifecycle = Lifecycle.FAILED
         st.next_retry_at = None

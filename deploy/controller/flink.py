@@ -26,7 +26,7 @@ from deploy.controller.model import (
 )
 from deploy.errors import FlinkError, SpecError
 from deploy.flink_rest import FlinkClient
-from deploy.spec import FlinkJob, FlinkJobSpec, Lifecycle, seconds
+from deploy.spec import FlinkJob, FlinkJobSpec, Lifecycle, milliseconds
 
 KAFKA_TIMEOUT_S = 5.0
 SAMPLE_EVERY_MS = 5_000
@@ -39,9 +39,9 @@ def job_configuration(spec: FlinkJobSpec) -> dict[str, str]:
     cp = spec.checkpointing
     conf = {
         "parallelism.default": str(spec.job.parallelism),
-        "execution.checkpointing.interval": f"{int(seconds(cp.interval) * 1000)} ms",
+        "execution.checkpointing.interval": f"{milliseconds(cp.interval)} ms",
         "execution.checkpointing.mode": cp.mode.value,
-        "execution.checkpointing.timeout": f"{int(seconds(cp.timeout) * 1000)} ms",
+        "execution.checkpointing.timeout": f"{milliseconds(cp.timeout)} ms",
         # Kept when the job is cancelled, so last-state upgrades and restarts can resume from it.
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
     }
@@ -143,7 +143,7 @@ class FlinkRuntime:
             # A metric missing now (a task restarting) is no sample; the next tick tries again.
             with suppress(FlinkError, KeyError, ValueError):
                 window.append(jobmetrics.sample(self.client, jid, now))
-        keep_ms = 2 * seconds(job.spec.autoscaler.metrics_window) * 1000
+        keep_ms = 2 * milliseconds(job.spec.autoscaler.metrics_window)
         current = window[-1].parallelism if window else None
         window = [s for s in window if now - s.time <= keep_ms and s.parallelism == current]
         self._samples[job.name] = (jid, window)
@@ -275,7 +275,7 @@ class FlinkRuntime:
 
     def _submit(self, entry: entries.Entry, action: Submit) -> None:
         spec = action.spec
-        pyjobs.submit(
+        got = pyjobs.submit(
             self.client,
             entry.target,
             job_args(spec, self.bootstrap_servers),
@@ -286,6 +286,11 @@ class FlinkRuntime:
             configuration=job_configuration(spec),
             entry_flag=entry.flag,
         )
+        if got != action.job_id:
+            # Flink started it under another id: it is not ours to track; do not leave it.
+            with suppress(FlinkError):
+                self.client.cancel(got)
+            raise FlinkError(f"Flink started the job as {got}, not {action.job_id}; cancelled it")
 
 
 _PYTHON_ERROR = re.compile(r"^\s*([A-Za-z_][\w.]*(Error|Exception)|Exception): .+")

@@ -63,14 +63,17 @@ class Controller:
     # -- one job ----------------------------------------------------------------------------
 
     def reconcile(self, name: str) -> None:
-        job = self.store.get(name)
-        if job is None:
-            return
         if not self.store.acquire(name, self.holder, self.lease_ttl):
             log.debug("%s: another controller holds the lease", name)
             return
         with self._lock:
             self._held.add(name)
+        job = self.store.get(name)  # read under the lease: no other controller changes it now
+        if job is None:
+            self.store.release(name, self.holder)
+            with self._lock:
+                self._held.discard(name)
+            return
         st = job.status
         now = now_ms()
         if st.outage_retry_at and now < st.outage_retry_at and not _changed(job):
@@ -81,8 +84,8 @@ class Controller:
             self.metrics.errors.labels(name, "unreachable").inc()
         plan = decide(job, obs)
         self._savepoint_timing(job, plan.status, now)
-        if plan.status != st and not self.store.write_status(name, plan.status):
-            return  # deleted meanwhile
+        if plan.status != st and not self.store.write_status(name, plan.status, self.holder):
+            return  # deleted meanwhile, or the lease was lost: act on nothing
         failpoints.hit("after:status-write")
         status = plan.status
         for action in plan.actions:
@@ -102,7 +105,7 @@ class Controller:
                 self.metrics.actions.labels(name, action.kind, "error").inc()
                 self.metrics.errors.labels(name, action.kind).inc()
                 status = action_failed(job, status, action, str(e), now_ms())
-                self.store.write_status(name, status)
+                self.store.write_status(name, status, self.holder)
                 break
             self.metrics.actions.labels(name, action.kind, "ok").inc()
             failpoints.hit(f"after:{action.kind}")
@@ -123,8 +126,16 @@ class Controller:
 
     def run_once(self) -> None:
         """Reconcile every job once, one after another (`eddyline controller --once`)."""
-        for job in self.store.list():
-            self._safe_reconcile(job.name)
+        stop = threading.Event()
+        renewer = threading.Thread(target=self._renew_leases, args=(stop,), daemon=True)
+        renewer.start()  # a submission can outlast the lease
+        try:
+            for job in self.store.list():
+                self._safe_reconcile(job.name)
+        finally:
+            stop.set()
+            for name in list(self._held):
+                self.store.release(name, self.holder)
 
     def run(self, stop: threading.Event) -> None:
         """Reconcile every job each interval until `stop` is set; a job whose previous reconcile
@@ -134,7 +145,13 @@ class Controller:
         renewer.start()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="reconcile") as pool:
             while not stop.is_set():
-                jobs = self.store.list()
+                try:
+                    jobs = self.store.list()
+                except Exception:
+                    # A locked database or a row this version cannot read: say so, keep going.
+                    log.exception("reading the jobs failed; trying again")
+                    stop.wait(self.interval)
+                    continue
                 for job in jobs:
                     with self._lock:
                         if job.name in self._busy:

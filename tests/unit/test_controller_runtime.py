@@ -22,14 +22,16 @@ from deploy.controller.model import (
     Action,
     Cancel,
     Dispose,
+    Forget,
     JobObservation,
     Observation,
     StopWithSavepoint,
     Submit,
+    TriggerObservation,
     TriggerSavepoint,
 )
-from deploy.errors import FlinkError
-from deploy.flink_rest import FlinkClient
+from deploy.errors import FlinkError, SpecError
+from deploy.flink_rest import PYTHON_DRIVER, FlinkClient
 from deploy.spec import FlinkJob, JobStatus, Operation, parse
 from deploy.store import SqliteStore
 
@@ -344,3 +346,477 @@ def test_a_metrics_sample_reads_busy_time_rates_and_pending_records(fake: FakeFl
     assert source.is_source
     assert (source.busy, source.records_out_per_s) == (0.2, 100.0)
     assert (ledger.busy, ledger.records_in_per_s, ledger.is_source) == (0.9, 100.0, False)
+
+
+# -- FlinkRuntime against a recording REST API, request by request ------------------------------
+
+JOB = {
+    "state": "RUNNING",
+    "start-time": 1_700_000_000_000,
+    "vertices": [
+        {"id": "v1", "status": "RUNNING", "parallelism": 2},
+        {"id": "v2", "status": "RUNNING", "parallelism": 3},
+    ],
+}
+CHECKPOINTS = {
+    "latest": {
+        "completed": {"external_path": "file:/cp/chk-9", "latest_ack_timestamp": 1234},
+        "savepoint": None,
+    }
+}
+
+
+class Api:
+    """Answers from a table of (method, path) → (status, body), records every request, and can
+    refuse connections."""
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[str, str], tuple[int, Any]] = {}
+        self.requests: list[tuple[str, str, dict[str, str], Any]] = []
+        self.down = False
+        self.jar_uploaded = False
+
+    def on(self, method: str, path: str, status: int, body: Any = None) -> None:
+        self.answers[(method, path)] = (status, {} if body is None else body)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        method, path = request.method, request.url.path
+        body = None
+        if request.content and request.headers.get("content-type") == "application/json":
+            body = json.loads(request.content)
+        self.requests.append((method, path, dict(request.url.params), body))
+        if (method, path) == ("GET", "/jars"):
+            files = [{"id": "abc_py.jar", "name": "flink-python.jar"}] if self.jar_uploaded else []
+            return httpx.Response(200, json={"files": files})
+        if (method, path) == ("POST", "/jars/upload"):
+            self.jar_uploaded = True
+            return httpx.Response(200, json={"filename": "/tmp/up/abc_py.jar", "status": "ok"})
+        status, answer = self.answers.get((method, path), (404, {"errors": ["Not found"]}))
+        return httpx.Response(status, json=answer)
+
+    def sent(self) -> list[tuple[str, str]]:
+        return [(m, p) for m, p, _, _ in self.requests]
+
+
+@pytest.fixture
+def api() -> Api:
+    return Api()
+
+
+@pytest.fixture
+def rt(api: Api, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FlinkRuntime:
+    jar = tmp_path / "flink-python.jar"
+    jar.write_bytes(b"PK")
+    monkeypatch.setattr("deploy.paths.flink_python_jar", lambda: jar)
+    client = FlinkClient("http://flink:8081", transport=httpx.MockTransport(api))
+    return FlinkRuntime(client, "kafka:9092")
+
+
+@pytest.fixture
+def kafka(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str]]]:
+    """partition_counts without Kafka: 4 partitions per topic; records its calls."""
+    calls: list[tuple[str, list[str]]] = []
+
+    def counts(servers: str, topics: Any, timeout: float) -> dict[str, int | None]:
+        calls.append((servers, list(topics)))
+        return dict.fromkeys(topics, 4)
+
+    monkeypatch.setattr("deploy.kafka_io.partition_counts", counts)
+    return calls
+
+
+def job_with(status: JobStatus, **spec: Any) -> FlinkJob:
+    return flinkjob(**spec).model_copy(update={"status": status})
+
+
+def test_observe_maps_a_running_job_and_its_latest_checkpoint(api: Api, rt: FlinkRuntime) -> None:
+    api.on("GET", "/jobs/j1", 200, JOB)
+    api.on("GET", "/jobs/j1/checkpoints", 200, CHECKPOINTS)
+    observation = rt.observe(job_with(JobStatus(job_id="j1")), 99)
+    assert observation.now == 99
+    assert observation.flink_error is None
+    assert observation.job == JobObservation(
+        job_id="j1",
+        state="RUNNING",
+        all_running=True,
+        start_time=1_700_000_000_000,
+        parallelism=3,
+        latest_checkpoint="file:/cp/chk-9",
+        latest_checkpoint_time=1234,
+    )
+    assert observation.new_job is None
+    assert observation.trigger is None
+    # A running job is neither prechecked nor asked for its exceptions.
+    assert observation.precheck_error is None
+    assert ("GET", "/jobs/j1/exceptions") not in api.sent()
+
+
+def test_observe_a_job_not_all_running_and_one_without_vertices(api: Api, rt: FlinkRuntime) -> None:
+    vertices = [{"status": "RUNNING", "parallelism": 1}, {"status": "DEPLOYING", "parallelism": 1}]
+    mixed = {**JOB, "vertices": vertices}
+    api.on("GET", "/jobs/j1", 200, mixed)
+    api.on("GET", "/jobs/j1/checkpoints", 200, {"latest": {}})
+    seen = rt.observe(job_with(JobStatus(job_id="j1")), 1).job
+    assert seen is not None
+    assert seen.all_running is False
+    assert seen.latest_checkpoint is None
+    api.on("GET", "/jobs/j1", 200, {"state": "CREATED", "vertices": []})
+    seen = rt.observe(job_with(JobStatus(job_id="j1")), 2).job
+    assert seen is not None
+    assert (seen.all_running, seen.parallelism, seen.start_time) == (False, None, None)
+
+
+def test_observe_a_failed_job_reads_its_root_exception(api: Api, rt: FlinkRuntime) -> None:
+    api.on("GET", "/jobs/j1", 200, {**JOB, "state": "FAILED"})
+    api.on("GET", "/jobs/j1/checkpoints", 200, CHECKPOINTS)
+    trace = (
+        "org.apache.flink.runtime.JobException: Recovery is suppressed\n"
+        "Caused by: java.lang.RuntimeException: Python process exited\n"
+        'Traceback (most recent call last):\n  File "ledger.py", line 9\n'
+        "ValueError: bad record 7\n"
+    )
+    api.on(
+        "GET",
+        "/jobs/j1/exceptions",
+        200,
+        {"exceptionHistory": {"entries": [{"stacktrace": trace}]}},
+    )
+    seen = rt.observe(job_with(JobStatus(job_id="j1")), 1).job
+    assert seen is not None
+    assert seen.terminal
+    assert seen.root_exception == "ValueError: bad record 7"
+    # Older Flink: root-exception only.
+    api.on(
+        "GET",
+        "/jobs/j1/exceptions",
+        200,
+        {"root-exception": "java.lang.Exception: x\nCaused by: java.io.IOException: disk"},
+    )
+    seen = rt.observe(job_with(JobStatus(job_id="j1")), 2).job
+    assert seen is not None
+    assert seen.root_exception == "Caused by: java.io.IOException: disk"
+
+
+def test_observe_a_job_flink_does_not_know_as_none(api: Api, rt: FlinkRuntime, kafka: Any) -> None:
+    observation = rt.observe(job_with(JobStatus(job_id="gone")), 1)
+    assert observation.flink_error is None
+    assert observation.job is None
+    assert ("GET", "/jobs/gone/checkpoints") not in api.sent()
+
+
+def test_observe_the_job_being_submitted(api: Api, rt: FlinkRuntime, kafka: Any) -> None:
+    op = Operation(kind="submit", step="submitting", started_at=0, new_job_id="n1")
+    job = job_with(JobStatus(operation=op))
+    assert rt.observe(job, 1).new_job is None  # not there yet
+    api.on("GET", "/jobs/n1", 200, JOB)
+    api.on("GET", "/jobs/n1/checkpoints", 200, {"latest": {}})
+    new_job = rt.observe(job, 2).new_job
+    assert new_job is not None
+    assert (new_job.job_id, new_job.state) == ("n1", "RUNNING")
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "expected"),
+    [
+        (404, {"errors": ["no such trigger"]}, TriggerObservation("UNKNOWN")),
+        (400, {"errors": ["bad trigger"]}, TriggerObservation("UNKNOWN")),
+        (200, {"status": {"id": "IN_PROGRESS"}}, TriggerObservation("IN_PROGRESS")),
+        (
+            200,
+            {"status": {"id": "COMPLETED"}, "operation": {"location": "file:/sp/3"}},
+            TriggerObservation("COMPLETED", location="file:/sp/3"),
+        ),
+        (
+            200,
+            {
+                "status": {"id": "COMPLETED"},
+                "operation": {
+                    "failure-cause": {
+                        "class": "java.util.concurrent.CompletionException",
+                        "stack-trace": "java.util.concurrent.CompletionException: x\n\tat a.b\n"
+                        "Caused by: java.io.IOException: No space left on device\n\tat c.d",
+                    }
+                },
+            },
+            TriggerObservation(
+                "FAILED", failure="Caused by: java.io.IOException: No space left on device"
+            ),
+        ),
+    ],
+    ids=["404", "400", "in-progress", "completed", "failed"],
+)
+def test_observe_maps_savepoint_triggers(
+    api: Api, rt: FlinkRuntime, status: int, answer: Any, expected: TriggerObservation
+) -> None:
+    api.on("GET", "/jobs/j1", 200, JOB)
+    api.on("GET", "/jobs/j1/checkpoints", 200, {"latest": {}})
+    api.on("GET", "/jobs/j1/savepoints/t1", status, answer)
+    op = Operation(kind="upgrade", step="stopping", started_at=0, job_id="j1", trigger_id="t1")
+    assert rt.observe(job_with(JobStatus(job_id="j1", operation=op)), 1).trigger == expected
+
+
+def test_observe_reports_an_unreachable_or_failing_flink(
+    api: Api, rt: FlinkRuntime, kafka: Any
+) -> None:
+    job = job_with(JobStatus(job_id="j1"))
+    api.down = True
+    down = rt.observe(job, 5)
+    assert down.job is None
+    assert down.now == 5
+    assert "Flink REST GET /jobs/j1 at http://flink:8081 failed: connection refused" in str(
+        down.flink_error
+    )
+    assert kafka == []  # nothing else is looked at
+    api.down = False
+    api.on("GET", "/jobs/j1", 503, {"errors": ["overloaded"]})
+    assert "answered 503: overloaded" in str(rt.observe(job, 6).flink_error)
+    api.on("GET", "/jobs/j1", 200, JOB)
+    api.on("GET", "/jobs/j1/checkpoints", 200, {"latest": {}})
+    api.on("GET", "/jobs/j1/savepoints/t1", 500, {"errors": ["boom"]})
+    op = Operation(
+        kind="savepoint", step="savepointing", started_at=0, job_id="j1", trigger_id="t1"
+    )
+    assert "answered 500" in str(
+        rt.observe(job_with(JobStatus(job_id="j1", operation=op)), 7).flink_error
+    )
+
+
+def test_prechecks_run_only_when_a_job_may_be_started(
+    api: Api, rt: FlinkRuntime, kafka: Any
+) -> None:
+    spec = {"kafka": {"inputTopics": ["orders"]}}
+    rt.observe(job_with(JobStatus(), **spec), 1)  # nothing running: checked
+    assert kafka == [("kafka:9092", ["orders"])]
+    api.on("GET", "/jobs/j1", 200, JOB)
+    api.on("GET", "/jobs/j1/checkpoints", 200, {"latest": {}})
+    rt.observe(job_with(JobStatus(job_id="j1"), **spec), 2)  # running: not checked
+    assert len(kafka) == 1
+    api.on("GET", "/jobs/j1", 200, {**JOB, "state": "CANCELED"})
+    rt.observe(job_with(JobStatus(job_id="j1"), **spec), 3)  # ended: checked
+    assert len(kafka) == 2
+    deleting = job_with(JobStatus(), **spec)
+    meta = deleting.metadata.model_copy(update={"deletion_timestamp": "2026-01-01T00:00:00Z"})
+    rt.observe(deleting.model_copy(update={"metadata": meta}), 4)  # being deleted: not checked
+    assert len(kafka) == 2
+
+
+def test_precheck_names_the_kafka_it_could_not_reach(
+    rt: FlinkRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(servers: str, topics: Any, timeout: float) -> dict[str, int | None]:
+        raise RuntimeError("timed out")
+
+    monkeypatch.setattr("deploy.kafka_io.partition_counts", unreachable)
+    spec = flinkjob(kafka={"inputTopics": ["orders"], "bootstrapServers": "k2:9093"}).spec
+    assert rt.precheck(spec) == (None, "Kafka at k2:9093 unreachable: timed out")
+    observation = rt.observe(job_with(JobStatus(), kafka={"inputTopics": ["orders"]}), 1)
+    assert observation.kafka_error == "Kafka at kafka:9092 unreachable: timed out"
+    assert observation.precheck_error is None
+
+
+def test_precheck_refuses_an_entry_that_does_not_resolve(rt: FlinkRuntime, kafka: Any) -> None:
+    problem, transient = rt.precheck(flinkjob(job={"entry": "jobs.does_not_exist"}).spec)
+    assert problem is not None
+    assert problem.startswith("spec.job.entry: 'jobs.does_not_exist' no module")
+    assert transient is None
+    assert kafka == []
+    assert rt.precheck(flinkjob().spec) == (None, None)  # no input topics: Kafka not asked
+
+
+def test_act_stop_trigger_cancel_and_dispose_send_the_right_requests(
+    api: Api, rt: FlinkRuntime
+) -> None:
+    job = flinkjob()
+    api.on("POST", "/jobs/j1/stop", 202, {"request-id": "t1"})
+    api.on("POST", "/jobs/j1/savepoints", 202, {"request-id": "t2"})
+    api.on("PATCH", "/jobs/j1", 202)
+    api.on("POST", "/savepoint-disposal", 200, {"request-id": "d"})
+    rt.act(job, StopWithSavepoint("j1", "t1"))
+    rt.act(job, TriggerSavepoint("j1", "t2"))
+    rt.act(job, Cancel("j1"))
+    rt.act(job, Dispose("file:/sp/0"))
+    rt.act(job, Forget())
+    assert api.requests == [
+        ("POST", "/jobs/j1/stop", {}, {"triggerId": "t1", "drain": False}),
+        ("POST", "/jobs/j1/savepoints", {}, {"triggerId": "t2", "cancel-job": False}),
+        ("PATCH", "/jobs/j1", {"mode": "cancel"}, None),
+        ("POST", "/savepoint-disposal", {}, {"savepoint-path": "file:/sp/0"}),
+    ]
+
+
+@pytest.mark.parametrize("status", [404, 409])
+def test_cancelling_a_job_that_is_gone_or_ended_is_fine(
+    api: Api, rt: FlinkRuntime, status: int
+) -> None:
+    api.on("PATCH", "/jobs/j1", status, {"errors": ["not running"]})
+    rt.act(flinkjob(), Cancel("j1"))
+
+
+def test_other_failures_of_an_action_are_raised(api: Api, rt: FlinkRuntime) -> None:
+    api.on("PATCH", "/jobs/j1", 500, {"errors": ["busy"]})
+    with pytest.raises(FlinkError, match="answered 500: busy") as info:
+        rt.act(flinkjob(), Cancel("j1"))
+    assert info.value.status == 500
+    with pytest.raises(FlinkError, match="answered 404"):
+        rt.act(flinkjob(), StopWithSavepoint("nope", "t"))
+    api.down = True
+    with pytest.raises(FlinkError, match="connection refused"):
+        rt.act(flinkjob(), Dispose("file:/sp/0"))
+
+
+def test_submit_uploads_the_jar_once_and_runs_the_python_driver(api: Api, rt: FlinkRuntime) -> None:
+    api.on("POST", "/jars/abc_py.jar/run", 200, {"jobid": "a" * 32})
+    job = flinkjob(
+        job={"parallelism": 2, "allowNonRestoredState": True},
+        flinkConfiguration={"state.backend.type": "rocksdb"},
+    )
+    rt.act(job, Submit("a" * 32, job.spec, "file:/sp/1"))
+    assert api.sent() == [
+        ("GET", "/jars"),
+        ("POST", "/jars/upload"),
+        ("POST", "/jars/abc_py.jar/run"),
+    ]
+    body = api.requests[-1][3]
+    assert body == {
+        "entryClass": PYTHON_DRIVER,
+        "programArgsList": [
+            "-pym",
+            "jobs.ledger",
+            "--orders-topic",
+            "orders",
+            "--bootstrap-servers",
+            "kafka:9092",
+        ],
+        "parallelism": 2,
+        "jobId": "a" * 32,
+        "flinkConfiguration": job_configuration(job.spec),
+        "savepointPath": "file:/sp/1",
+        "allowNonRestoredState": True,
+    }
+    assert body["flinkConfiguration"]["state.backend.type"] == "rocksdb"
+    # A second submission finds the uploaded jar; without a savepoint there is no savepointPath.
+    api.requests.clear()
+    api.on("POST", "/jars/abc_py.jar/run", 200, {"jobid": "b" * 32})
+    rt.act(job, Submit("b" * 32, job.spec, None))
+    assert api.sent() == [("GET", "/jars"), ("POST", "/jars/abc_py.jar/run")]
+    body = api.requests[-1][3]
+    assert body["jobId"] == "b" * 32
+    assert "savepointPath" not in body
+    assert "allowNonRestoredState" not in body
+
+
+def test_a_resubmission_of_a_job_that_already_exists_is_fine(api: Api, rt: FlinkRuntime) -> None:
+    api.on("POST", "/jars/abc_py.jar/run", 400, {"errors": ["DuplicateJobSubmissionException"]})
+    api.on("GET", "/jobs/" + "a" * 32, 200, JOB)
+    rt.act(flinkjob(), Submit("a" * 32, flinkjob().spec, None))
+
+
+def test_submit_refuses_an_entry_before_sending_anything(api: Api, rt: FlinkRuntime) -> None:
+    spec = flinkjob(job={"entry": "jobs.nope"}).spec
+    with pytest.raises(SpecError) as info:
+        rt.act(flinkjob(), Submit("a" * 32, spec, None))
+    assert info.value.problems[0].startswith("spec.job.entry: ")
+    assert api.requests == []
+
+
+# -- pure helpers --------------------------------------------------------------------------------
+
+
+def test_job_configuration_of_a_default_spec() -> None:
+    assert job_configuration(flinkjob().spec) == {
+        "parallelism.default": "1",
+        "execution.checkpointing.interval": "10000 ms",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+        "execution.checkpointing.timeout": "600000 ms",
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": "2",
+        "restart-strategy.fixed-delay.delay": "2 s",
+    }
+
+
+def test_job_configuration_follows_the_spec_and_the_user_config_wins() -> None:
+    spec = flinkjob(
+        job={"parallelism": 4},
+        checkpointing={"interval": "500ms", "mode": "AT_LEAST_ONCE", "timeout": "1h"},
+        restartPolicy={"flinkAttempts": 0},
+        flinkConfiguration={
+            "execution.checkpointing.interval": "1 min",
+            "execution.checkpointing.externalized-checkpoint-retention": "DELETE_ON_CANCELLATION",
+        },
+    ).spec
+    conf = job_configuration(spec)
+    assert conf["parallelism.default"] == "4"
+    assert conf["execution.checkpointing.interval"] == "1 min"
+    assert conf["execution.checkpointing.mode"] == "AT_LEAST_ONCE"
+    assert conf["execution.checkpointing.timeout"] == "3600000 ms"
+    assert (
+        conf["execution.checkpointing.externalized-checkpoint-retention"]
+        == "DELETE_ON_CANCELLATION"
+    )
+    assert conf["restart-strategy.fixed-delay.attempts"] == "0"
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["restart-strategy", "restart-strategy.type", "restart-strategy.exponential-delay.attempts"],
+)
+def test_a_users_restart_strategy_replaces_the_default_one(key: str) -> None:
+    conf = job_configuration(flinkjob(flinkConfiguration={key: "x"}).spec)
+    assert conf[key] == "x"
+    defaults = job_configuration(flinkjob().spec)
+    ours = {k for k in defaults if k.startswith("restart-strategy")} - {key}
+    assert len(ours) >= 2
+    assert not ours & set(conf)
+
+
+def test_job_args_add_the_bootstrap_servers_only_when_absent() -> None:
+    plain = flinkjob().spec
+    assert job_args(plain, "k:1") == ["--orders-topic", "orders", "--bootstrap-servers", "k:1"]
+    assert plain.job.args == ["--orders-topic", "orders"]  # the spec is not changed
+    own = flinkjob(job={"args": ["--bootstrap-servers", "b:2", "--x"]}).spec
+    assert job_args(own, "k:1") == ["--bootstrap-servers", "b:2", "--x"]
+    equals = flinkjob(job={"args": ["--bootstrap-servers=b:2"]}).spec
+    assert job_args(equals, "k:1") == ["--bootstrap-servers=b:2"]
+    lookalike = flinkjob(job={"args": ["--bootstrap-servers-file", "f"]}).spec
+    assert job_args(lookalike, "k:1")[-2:] == ["--bootstrap-servers", "k:1"]
+    via_spec = flinkjob(job={"args": []}, kafka={"bootstrapServers": "s:3"}).spec
+    assert job_args(via_spec, "k:1") == ["--bootstrap-servers", "s:3"]
+
+
+def test_copartition_problem() -> None:
+    assert copartition_problem({"a": 4, "b": 4}, ["a", "b"]) is None
+    assert copartition_problem({"a": 4}, ["a"]) is None
+    assert copartition_problem({}, []) is None
+    problem = copartition_problem({"views": 2, "clicks": 3}, ["views", "clicks"])
+    assert problem is not None
+    assert problem.startswith(
+        "input topics are not co-partitioned (views: 2, clicks: 3 partitions)"
+    )
+    assert "kafka.copartitioned: false" in problem
+    unknown = copartition_problem({"views": 2}, ["views", "clicks"])
+    assert unknown is not None
+    assert "clicks: None" in unknown
+
+
+def test_root_cause_of_flink_traces() -> None:
+    assert root_cause("   \n") is None
+    assert root_cause("java.lang.IllegalStateException: only line") == (
+        "java.lang.IllegalStateException: only line"
+    )
+    python = "pyflink.util.exceptions.TableException: bad\nCaused by: java.lang.Exception: y"
+    assert root_cause(python) == "pyflink.util.exceptions.TableException: bad"
+
+
+# -- production bug: each test below fails against the current code (see the report) -------------
+
+
+def test_durations_are_converted_to_exact_milliseconds() -> None:
+    """1001ms is 1001 ms, not 1000: job_configuration converts through float seconds
+    (int(seconds(d) * 1000)), and 1001 / 1000.0 * 1000 = 1000.9999999999999."""
+    spec = flinkjob(checkpointing={"interval": "1001ms", "timeout": "2002ms"}).spec
+    conf = job_configuration(spec)
+    assert conf["execution.checkpointing.interval"] == "1001 ms"
+    assert conf["execution.checkpointing.timeout"] == "2002 ms"
