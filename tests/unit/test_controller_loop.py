@@ -440,9 +440,9 @@ def test_a_crashed_controllers_lease_expires_and_another_takes_over(
 ) -> None:
     store.apply(flinkjob())
     first_runtime, second_runtime = FakeRuntime(store), FakeRuntime(store)
-    Controller(store, first_runtime, lease_ttl=0.05).reconcile(NAME)
+    Controller(store, first_runtime, lease_ttl=2.0).reconcile(NAME)
     second = Controller(store, second_runtime, lease_ttl=30)
-    time.sleep(0.1)
+    time.sleep(2.2)
     second.reconcile(NAME)
     assert len(second_runtime.observed) == 1
 
