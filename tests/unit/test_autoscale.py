@@ -114,11 +114,25 @@ def test_noise_around_the_target_does_not_flap() -> None:
         assert not d.act, d.reason
 
 
-def test_a_skewed_key_counts_the_hottest_subtask() -> None:
-    # Average 45 % busy, but one subtask at 90 %: the job is short of capacity.
-    d = run(samples(900, 2, skew=2.0))
+def test_a_skewed_key_counts_the_hottest_subtask_once_records_wait() -> None:
+    # Average 45 % busy, one subtask at 90 %: while it keeps up, a restart buys nothing.
+    assert not run(samples(900, 2, skew=2.0)).act
+    # With a backlog building behind the hot subtask, it does.
+    d = run(samples(900, 2, skew=2.0, lag=20_000, lag_step=500))
     assert d.act
     assert d.parallelism > 2
+
+
+def test_busy_without_waiting_records_is_not_overload() -> None:
+    # PyFlink tasks count time spent waiting on their Python worker as busy: 95 % busy at a
+    # trickle of input, with nothing pending, must not scale (seen on the real stack).
+    data = [
+        Sample(s.time, 1, (s.vertices[0], VertexSample("ledger", 0.95, 10.0)), 0, 10.0)
+        for s in samples(10, 1)
+    ]
+    d = run(data)
+    assert not d.act
+    assert "within the band" in d.reason
 
 
 def test_growing_lag_scales_up_even_inside_the_band() -> None:
