@@ -18,24 +18,22 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from bench import results_file
+from bench import harness, results_file
 from deploy import generator, kafka_io
-from deploy.settings import StackSettings
 from deploy.spec import FlinkJob, parse
 from deploy.stack import control
 from deploy.stack.ephemeral import free_settings
-from deploy.store import SqliteStore
 
 TOPIC, OUT, DEAD = "bench-as-orders", "bench-as-levels", "bench-as-dead"
 GROUP = "bench-autoscaled"
@@ -146,15 +144,9 @@ def spec(bootstrap: str) -> FlinkJob:
 def run(steady_s: float, base_rate: float, after_s: float, state: Path) -> dict[str, Any]:
     settings = free_settings(state / "stack", controller=False)
     control.up(settings)
-    store = SqliteStore(StackSettings(state_dir=state).controller_db)
-    log = (state / "controller.log").open("w")
     bs = settings.bootstrap_servers
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "deploy.cli", "controller", "--state-dir", str(state),
-         "--flink-url", settings.flink_url, "--bootstrap-servers", bs, "--metrics-port", "0"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    running = ExitStack()
+    store = running.enter_context(harness.controller(settings, state))
     load: Load | None = None
     points: list[Point] = []
     started_ms = 0.0
@@ -163,18 +155,7 @@ def run(steady_s: float, base_rate: float, after_s: float, state: Path) -> dict[
         kafka_io.create_topics(bs, {TOPIC: PARTITIONS, OUT: PARTITIONS, DEAD: 1})
         load = Load(bs, base_rate)
         store.apply(spec(bs))
-        deadline = time.monotonic() + 300
-        while True:
-            job = store.get(NAME)
-            if (
-                job
-                and job.status.lifecycle.value in ("RUNNING", "STABLE")
-                and not job.status.operation
-            ):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the ledger did not start")
-            time.sleep(1)
+        harness.wait_running(store, NAME, 1, poll=1.0)
         consumer = Consumer(kafka_io.client_config(bs, **{"group.id": GROUP}))
         start = time.monotonic()
         started_ms = time.time() * 1000
@@ -199,9 +180,7 @@ def run(steady_s: float, base_rate: float, after_s: float, state: Path) -> dict[
     finally:
         if load:
             load.close()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
+        running.close()  # the controller
         control.down(settings.state_dir)
     return {"points": points, "decisions": decisions, "step_at": step_at, "started_ms": started_ms}
 

@@ -24,24 +24,23 @@ import itertools
 import json
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer
 
-from bench import results_file
+from bench import harness, results_file
 from deploy import kafka_io, pyjobs
 from deploy.flink_rest import TERMINAL_STATES, FlinkClient
 from deploy.settings import StackSettings
-from deploy.spec import FlinkJob, FlinkJobSpec, Lifecycle, parse
+from deploy.spec import FlinkJob, FlinkJobSpec, parse
 from deploy.stack import control
 from deploy.stack.ephemeral import free_settings
-from deploy.store import SqliteStore
 
 IN, OUT, MANUAL_OUT = "bench-ctl-in", "bench-ctl-out", "bench-ctl-manual-out"
 NAME = "bench-smoke"
@@ -143,25 +142,6 @@ def spec(bootstrap: str, parallelism: int) -> FlinkJob:
     )
 
 
-def wait_running(store: SqliteStore, generation: int, timeout: float = 300) -> FlinkJob:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = store.get(NAME)
-        st = job.status if job else None
-        if (
-            job is not None
-            and st is not None
-            and st.observed_generation >= generation
-            and st.operation is None
-            and st.lifecycle in (Lifecycle.RUNNING, Lifecycle.STABLE)
-        ):
-            return job
-        if st is not None and st.lifecycle == Lifecycle.FAILED:
-            raise RuntimeError(f"the job failed: {st.error}")
-        time.sleep(0.05)
-    raise RuntimeError(f"generation {generation} not running after {timeout} s")
-
-
 def wait_flink_running(flink: FlinkClient, job_id: str, timeout: float = 300) -> float:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -177,23 +157,14 @@ def wait_flink_running(flink: FlinkClient, job_id: str, timeout: float = 300) ->
 def controller_upgrades(
     settings: StackSettings, state: Path, upgrades: int
 ) -> dict[str, list[float]]:
-    store = SqliteStore(StackSettings(state_dir=state).controller_db)
-    log = (state / "controller.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "deploy.cli", "controller", "--state-dir", str(state),
-            "--flink-url", settings.flink_url, "--bootstrap-servers", settings.bootstrap_servers,
-            "--metrics-port", "0",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    out = Arrivals(settings.bootstrap_servers, OUT)
     figures: dict[str, list[float]] = {"action": [], "downtime": [], "submit": []}
-    try:
+    with (
+        harness.controller(settings, state) as store,
+        closing(Arrivals(settings.bootstrap_servers, OUT)) as out,
+    ):
         t0 = time.time()
         store.apply(spec(settings.bootstrap_servers, 1))
-        job = wait_running(store, 1)
+        job = harness.wait_running(store, NAME, 1)
         figures["submit"].append(time.time() - t0)
         out.wait_after(time.time())
         with FlinkClient(settings.flink_url) as flink:
@@ -204,10 +175,10 @@ def controller_upgrades(
                 parallelism = 2 if i % 2 == 0 else 1
 
                 def rescale(s: FlinkJobSpec, p: int = parallelism) -> FlinkJobSpec:
-                    return s.model_copy(update={"job": s.job.model_copy(update={"parallelism": p})})
+                    return s.with_job(parallelism=p)
 
                 job = store.update_spec(NAME, rescale)
-                job = wait_running(store, job.metadata.generation)
+                job = harness.wait_running(store, NAME, job.metadata.generation)
                 running = time.time()
                 out.wait_after(running)
                 trigger = flink.checkpoints(old)["latest"]["savepoint"]["trigger_timestamp"]
@@ -222,11 +193,6 @@ def controller_upgrades(
         deadline = time.monotonic() + 60
         while store.get(NAME) is not None and time.monotonic() < deadline:
             time.sleep(0.2)
-    finally:
-        out.close()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
     return figures
 
 

@@ -140,12 +140,7 @@ def _wait(
 
 def _running(generation: int) -> Callable[[FlinkJob | None], bool]:
     def done(job: FlinkJob | None) -> bool:
-        return (
-            job is not None
-            and job.status.observed_generation >= generation
-            and job.status.operation is None
-            and job.status.lifecycle in (Lifecycle.RUNNING, Lifecycle.STABLE)
-        )
+        return job is not None and job.running_at(generation)
 
     return done
 
@@ -430,8 +425,7 @@ def suspend(
     """Stop the job with a savepoint; `resume` starts it again from there."""
 
     def change(spec: FlinkJobSpec) -> FlinkJobSpec:
-        job = spec.job.model_copy(update={"state": JobState.suspended})
-        return spec.model_copy(update={"job": job})
+        return spec.with_job(state=JobState.suspended)
 
     _change(name, state_dir, change, "flinkjob/{name} suspend requested (generation {generation})",
             _suspended, "suspend", wait, timeout, output)  # fmt: skip
@@ -447,8 +441,7 @@ def resume(
     """Start a suspended job again from its savepoint."""
 
     def change(spec: FlinkJobSpec) -> FlinkJobSpec:
-        job = spec.job.model_copy(update={"state": JobState.running})
-        return spec.model_copy(update={"job": job})
+        return spec.with_job(state=JobState.running)
 
     _change(name, state_dir, change, "flinkjob/{name} resume requested (generation {generation})",
             _running, "run", wait, timeout, output)  # fmt: skip
@@ -465,8 +458,7 @@ def scale(
     """Change the job's parallelism (a spec change: the job is upgraded per its upgradeMode)."""
 
     def change(spec: FlinkJobSpec) -> FlinkJobSpec:
-        job = spec.job.model_copy(update={"parallelism": parallelism})
-        return spec.model_copy(update={"job": job})
+        return spec.with_job(parallelism=parallelism)
 
     _change(name, state_dir, change,
             f"flinkjob/{{name}} parallelism → {parallelism} (generation {{generation}})",

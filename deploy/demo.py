@@ -160,12 +160,7 @@ def _wait_store(
 
 
 def _running(job: FlinkJob | None) -> bool:
-    return (
-        job is not None
-        and job.status.operation is None
-        and job.status.observed_generation >= job.metadata.generation
-        and job.status.lifecycle in (Lifecycle.RUNNING, Lifecycle.STABLE)
-    )
+    return job is not None and job.running_at()
 
 
 def reference_jobs(stack: StackState, settings: StackSettings) -> int:

@@ -205,6 +205,10 @@ class FlinkJobSpec(Model):
     savepoint_trigger_nonce: int | None = Field(None, description="change it to take a savepoint")
     restart_nonce: int | None = Field(None, description="change it to restart the job")
 
+    def with_job(self, **fields: Any) -> FlinkJobSpec:
+        """This spec with some `job` fields changed (parallelism=2, state=…)."""
+        return self.model_copy(update={"job": self.job.model_copy(update=fields)})
+
     def deployment(self) -> dict[str, Any]:
         """What a running job is built from: a change here needs an upgrade. Nonces and the
         desired state are requests, and the autoscaler and savepoint policies are the
@@ -317,6 +321,16 @@ class FlinkJob(Model):
     @property
     def name(self) -> str:
         return self.metadata.name
+
+    def running_at(self, generation: int | None = None) -> bool:
+        """The controller runs `generation` (default: the current one) and is doing nothing else."""
+        st = self.status
+        wanted = self.metadata.generation if generation is None else generation
+        return (
+            st.observed_generation >= wanted
+            and st.operation is None
+            and st.lifecycle in (Lifecycle.RUNNING, Lifecycle.STABLE)
+        )
 
     def document(self, with_status: bool = True) -> dict[str, Any]:
         data = self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -112,9 +112,7 @@ def effective_spec(spec: FlinkJobSpec, status: JobStatus) -> FlinkJobSpec:
     autoscaler is enabled and the user has not set a new parallelism since it decided."""
     chosen = status.autoscaler.get("parallelism")
     if spec.autoscaler.enabled and chosen and status.autoscaler.get("base") == spec.job.parallelism:
-        return spec.model_copy(
-            update={"job": spec.job.model_copy(update={"parallelism": int(chosen)})}
-        )
+        return spec.with_job(parallelism=int(chosen))
     return spec
 
 

@@ -20,7 +20,7 @@ from deploy.cli_jobs import JOB_DIRS_ENV
 from deploy.errors import FlinkError
 from deploy.flink_rest import TERMINAL_STATES, FlinkClient
 from deploy.settings import StackSettings
-from deploy.spec import FlinkJob, Lifecycle
+from deploy.spec import FlinkJob
 from deploy.stack.ports import free_port
 from deploy.store import SqliteStore
 from tests.integration.cli import EDDYLINE, eddyline
@@ -129,14 +129,9 @@ class Managed:
             time.sleep(0.5)
 
     def wait_running(self, name: str, generation: int, timeout: float = 240) -> FlinkJob:
-        def done(job: FlinkJob) -> bool:
-            return (
-                job.status.observed_generation >= generation
-                and job.status.operation is None
-                and job.status.lifecycle in (Lifecycle.RUNNING, Lifecycle.STABLE)
-            )
-
-        return self.wait(name, done, f"run generation {generation}", timeout)
+        return self.wait(
+            name, lambda job: job.running_at(generation), f"run generation {generation}", timeout
+        )
 
     def live_flink_jobs(self) -> list[str]:
         """Ids of this test's jobs that Flink still runs (any the controller ever reported)."""
