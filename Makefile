@@ -11,12 +11,16 @@ MVN ?= mvn
 MVN_FLAGS := -B -ntp -q
 PYTEST_ARGS ?=
 
-.PHONY: setup venv jars demo test bench check lint typecheck unit integration down clean
+.PHONY: setup venv jars browser demo test bench check lint typecheck unit integration down clean
 
 setup: venv jars
 
 venv: $(VENV)/.installed
 jars: $(JVM)/.resolved
+
+# Debian's chromium for the dashboard browser tests (driven by the playwright package in .venv).
+browser:
+	@scripts/ensure-browser.sh
 
 $(VENV)/.installed: pyproject.toml
 	@scripts/ensure-tools.sh
@@ -42,7 +46,7 @@ demo: setup
 	$(PY) -m deploy.demo
 
 ## test: set up, lint, type-check and run the whole suite against a real stack
-test: setup check
+test: setup browser check
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 check: lint typecheck
@@ -57,7 +61,7 @@ typecheck:
 unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: setup
+integration: setup browser
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 ## bench: job throughput, controller and autoscaler against their baselines (bench/results/);
