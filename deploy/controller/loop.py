@@ -161,10 +161,15 @@ class Controller:
                 # While an operation is in flight, look again soon: each step (savepoint done,
                 # old job ended) is noticed within FAST_INTERVAL instead of a whole interval.
                 busy = any(j.status.operation is not None for j in jobs)
-                stop.wait(min(self.interval, FAST_INTERVAL) if busy else self.interval)
+                self._pause(stop, min(self.interval, FAST_INTERVAL) if busy else self.interval)
         for name in list(self._held):
             self.store.release(name, self.holder)
         log.info("controller %s stopped", self.holder)
+
+    def _pause(self, stop: threading.Event, seconds: float) -> None:
+        """Between ticks. The Kubernetes mode (deploy/kube/controller.py) returns early when
+        its watch sees a job change."""
+        stop.wait(seconds)
 
     def _run_job(self, name: str) -> None:
         try:
