@@ -165,6 +165,26 @@ class FlinkClient:
         result: dict[str, Any] = self._call("GET", f"/jobs/{job_id}/checkpoints")
         return result
 
+    # -- in-place rescaling (adaptive scheduler only) ----------------------------------------
+
+    def cluster_config(self) -> dict[str, str]:
+        """The JobManager's effective configuration as key → value."""
+        entries: list[dict[str, Any]] = self._call("GET", "/jobmanager/config")
+        return {str(e["key"]): str(e["value"]) for e in entries}
+
+    def resource_requirements(self, job_id: str) -> dict[str, Any]:
+        """`{vertexId: {"parallelism": {"lowerBound": n, "upperBound": m}}}`"""
+        result: dict[str, Any] = self._call("GET", f"/jobs/{job_id}/resource-requirements")
+        return result
+
+    def set_parallelism(self, job_id: str, parallelism: int) -> None:
+        """Ask the adaptive scheduler to run every vertex at up to `parallelism` subtasks (at
+        least one, so a short cluster runs the job smaller rather than stopping it). Flink
+        restarts the tasks from the latest checkpoint; the job keeps its id. Idempotent."""
+        bounds = {"lowerBound": 1, "upperBound": parallelism}
+        body = {v: {"parallelism": bounds} for v in self.resource_requirements(job_id)}
+        self._call("PUT", f"/jobs/{job_id}/resource-requirements", json=body)
+
     # -- savepoints: a caller-chosen trigger id makes each request idempotent ----------------
 
     def trigger_savepoint(self, job_id: str, trigger_id: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,10 @@ class StackSettings(BaseSettings):
         9247, ge=1, le=65535, description="the controller's Prometheus /metrics port"
     )
     taskmanagers: int = Field(1, ge=1, le=16)
+    scheduler: Literal["adaptive", "default"] = Field(
+        "default",
+        description="Flink's job scheduler; `adaptive` lets the autoscaler rescale jobs in place",
+    )
     slots: int = Field(4, ge=1, le=64, description="task slots per TaskManager")
     jobmanager_memory: str = Field("1024m", pattern=r"^\d+[mg]$")
     taskmanager_memory: str = Field("2560m", pattern=r"^\d+[mg]$")

@@ -269,8 +269,8 @@ class Operation(Model):
     repeats the same request (Flink dedupes savepoint triggers by id and refuses a second job
     with the same id) instead of starting something twice."""
 
-    kind: Literal["submit", "upgrade", "suspend", "savepoint", "restart", "delete"]
-    step: Literal["stopping", "cancelling", "submitting", "savepointing"]
+    kind: Literal["submit", "upgrade", "suspend", "savepoint", "restart", "delete", "rescale"]
+    step: Literal["stopping", "cancelling", "submitting", "savepointing", "rescaling"]
     started_at: int
     job_id: str | None = Field(None, description="the job being stopped or savepointed")
     trigger_id: str | None = None
@@ -278,7 +278,7 @@ class Operation(Model):
     new_job_id: str | None = None
     savepoint_path: str | None = Field(None, description="where the new job starts from")
     upgrade_mode: UpgradeMode | None = None
-    spec: FlinkJobSpec | None = Field(None, description="the spec a submission sends")
+    spec: FlinkJobSpec | None = Field(None, description="the spec a submission or rescale sends")
     generation: int | None = Field(None, description="the generation a submission sends")
 
 

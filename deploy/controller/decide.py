@@ -21,6 +21,7 @@ from deploy.controller.model import (
     Forget,
     JobObservation,
     Observation,
+    Rescale,
     StopWithSavepoint,
     Submit,
     TriggerObservation,
@@ -45,6 +46,9 @@ STABLE_AFTER_MS = 30_000  # RUNNING this long without a restart → STABLE
 MAX_EVENTS = 30
 MAX_RETRY_MS = 60_000  # backoff cap while Flink or Kafka is unreachable
 SAVEPOINT_TIMEOUT_MS = 10 * 60_000
+# An in-place rescale waits for a checkpoint and free slots; past this the job is taken as it
+# runs (smaller, when slots are short) rather than waited on forever.
+RESCALE_TIMEOUT_MS = 3 * 60_000
 
 
 @dataclass
@@ -91,6 +95,14 @@ def set_condition(
 
 def needs_upgrade(spec: FlinkJobSpec, deployed: FlinkJobSpec | None) -> bool:
     return deployed is None or spec.deployment() != deployed.deployment()
+
+
+def parallelism_only(spec: FlinkJobSpec, deployed: FlinkJobSpec | None) -> bool:
+    """Whether the only difference to the deployed spec is the job's parallelism."""
+    if deployed is None or spec.job.parallelism == deployed.job.parallelism:
+        return False
+    same = spec.with_job(parallelism=deployed.job.parallelism)
+    return same.deployment() == deployed.deployment()
 
 
 def latest_state(status: JobStatus) -> str | None:
@@ -274,6 +286,8 @@ class _Decision:
             return self.continue_cancel(op)
         if op.step == "stopping":
             return self.continue_stop(op)
+        if op.step == "rescaling":
+            return self.continue_rescale(op)
         return self.continue_savepoint(op)
 
     def continue_submit(self, op: Operation) -> Plan:
@@ -385,6 +399,43 @@ class _Decision:
         self.submit(op.kind, location)
         return self.plan()
 
+    def continue_rescale(self, op: Operation) -> Plan:
+        st, job = self.st, self.obs.job
+        assert op.spec is not None
+        assert op.job_id is not None
+        target = op.spec.job.parallelism
+        if job is None or job.terminal:
+            # Ended meanwhile: what to do about that (restart from its state) is the next decision.
+            st.operation = None
+            self.note("RescaleAborted", f"job {op.job_id} ended while rescaling", warning=True)
+            return self.plan()
+        took = (self.now - op.started_at) / 1000
+        if job.parallelism == target and job.all_running and job.state == "RUNNING":
+            self.finish_rescale(op, f"job {job.job_id} runs at {target} (in place, {took:.0f} s)")
+            return self.plan()
+        if self.now - op.started_at > RESCALE_TIMEOUT_MS:
+            # Fewer free slots than asked: Flink runs it as large as it can. Taken as done, so
+            # the job is not restarted over and over; the warning says why.
+            self.finish_rescale(
+                op,
+                f"job {job.job_id} runs at {job.parallelism} of {target} after {took:.0f} s: "
+                "not enough free task slots",
+                warning=True,
+            )
+            return self.plan()
+        if job.requested_parallelism != target and not self.waiting():
+            self.actions.append(Rescale(op.job_id, target))  # not sent yet, or lost: again
+        return self.plan()
+
+    def finish_rescale(self, op: Operation, message: str, warning: bool = False) -> None:
+        st = self.st
+        st.operation = None
+        st.last_reconciled_spec = op.spec
+        st.observed_generation = op.generation or self.job.metadata.generation
+        st.running_since = None  # its tasks restarted: it earns STABLE (and its metrics) again
+        st.lifecycle = Lifecycle.RUNNING
+        self.note("Rescaled", message, warning=warning)
+
     def continue_savepoint(self, op: Operation) -> Plan:
         st, trig, job = self.st, self.obs.trigger, self.obs.job
         if trig is not None and trig.state == "COMPLETED" and trig.location:
@@ -490,6 +541,9 @@ class _Decision:
             return self.plan()
         restart = spec.restart_nonce != st.last_restart_nonce
         if needs_upgrade(spec, st.last_reconciled_spec) or restart:
+            in_place = self.obs.adaptive and parallelism_only(spec, st.last_reconciled_spec)
+            if in_place and not restart:
+                return self.rescale(job, "the spec's parallelism changed")
             return self.upgrade(job, "restartNonce changed" if restart else "the spec changed")
         self.reconciled()  # a change that needs no restart (autoscaler settings, …)
         if spec.autoscaler.enabled and self.obs.samples:
@@ -555,7 +609,8 @@ class _Decision:
         if not d.act:
             st.autoscaler = a
             return None
-        a["decisions"] = [*a.get("decisions", []), {**entry, "applied": "savepoint upgrade"}][-10:]
+        applied = "in place" if self.obs.adaptive else "savepoint upgrade"
+        a["decisions"] = [*a.get("decisions", []), {**entry, "applied": applied}][-10:]
         a["parallelism"] = d.parallelism
         a["base"] = self.job.spec.job.parallelism
         a["lastRescaleAt"] = self.now
@@ -563,7 +618,26 @@ class _Decision:
         a["scaleDownWantedSince"] = None
         st.autoscaler = a
         self.spec = effective_spec(self.job.spec, st)
+        if self.obs.adaptive:
+            return self.rescale(job, f"autoscaler: {d.reason}")
         return self.upgrade(job, f"autoscaler: {d.reason}")
+
+    def rescale(self, job: JobObservation, why: str) -> Plan:
+        """Change the parallelism in place: the adaptive scheduler restarts the job's tasks from
+        its latest checkpoint under the same job id — no savepoint, no new submission."""
+        target = self.spec.job.parallelism
+        self.st.lifecycle = Lifecycle.UPGRADING
+        self.st.operation = Operation(
+            kind="rescale",
+            step="rescaling",
+            started_at=self.now,
+            job_id=job.job_id,
+            spec=self.spec,
+            generation=self.job.metadata.generation,
+        )
+        self.actions.append(Rescale(job.job_id, target))
+        self.note("Rescaling", f"{why}: job {job.job_id} {job.parallelism} → {target} in place")
+        return self.plan()
 
     def upgrade(self, job: JobObservation, why: str) -> Plan:
         mode = self.spec.job.upgrade_mode

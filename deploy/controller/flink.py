@@ -7,6 +7,7 @@ import re
 import threading
 from collections.abc import Sequence
 from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
 
 from deploy import entries, kafka_io, pyjobs
@@ -19,6 +20,7 @@ from deploy.controller.model import (
     Forget,
     JobObservation,
     Observation,
+    Rescale,
     StopWithSavepoint,
     Submit,
     TriggerObservation,
@@ -88,6 +90,15 @@ class FlinkRuntime:
         # The autoscaler's metrics window per FlinkJob: (Flink job id, samples oldest first).
         self._samples: dict[str, tuple[str, list[Sample]]] = {}
         self._partitions: dict[str, tuple[int, int | None]] = {}
+        self._adaptive: bool | None = None
+
+    def adaptive(self) -> bool:
+        """Whether the cluster runs the adaptive scheduler (asked once; a JobManager's scheduler
+        is fixed by its configuration)."""
+        if self._adaptive is None:
+            conf = self.client.cluster_config()
+            self._adaptive = conf.get("jobmanager.scheduler", "").lower() == "adaptive"
+        return self._adaptive
 
     # -- observe ----------------------------------------------------------------------------
 
@@ -101,6 +112,9 @@ class FlinkRuntime:
                 trigger = self._trigger(op.job_id, op.trigger_id)
                 if observed is None and op.job_id != st.job_id:
                     observed = self._job(op.job_id)
+            adaptive = self.adaptive()
+            if op and op.kind == "rescale" and observed is not None and observed.alive:
+                observed = replace(observed, requested_parallelism=self._requested(observed))
         except FlinkError as e:
             return Observation(now=now, flink_error=str(e))
         precheck = kafka_error = None
@@ -127,7 +141,13 @@ class FlinkRuntime:
             samples=samples,
             partitions=partitions,
             slots_for_job=slots,
+            adaptive=adaptive,
         )
+
+    def _requested(self, job: JobObservation) -> int | None:
+        bounds = self.client.resource_requirements(job.job_id)
+        uppers = [int(v["parallelism"]["upperBound"]) for v in bounds.values()]
+        return max(uppers, default=0) or None
 
     def _autoscaler_inputs(
         self, job: FlinkJob, observed: JobObservation, now: int
@@ -254,6 +274,8 @@ class FlinkRuntime:
             self.client.stop_with_savepoint(action.job_id, action.trigger_id)
         elif isinstance(action, TriggerSavepoint):
             self.client.trigger_savepoint(action.job_id, action.trigger_id)
+        elif isinstance(action, Rescale):
+            self.client.set_parallelism(action.job_id, action.parallelism)
         elif isinstance(action, Cancel):
             try:
                 self.client.cancel(action.job_id)

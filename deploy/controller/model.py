@@ -24,6 +24,8 @@ class JobObservation:
     latest_checkpoint_time: int | None = None
     latest_savepoint: str | None = None
     latest_savepoint_time: int | None = None
+    # The adaptive scheduler's upper bound per vertex (largest), read while a rescale is in flight.
+    requested_parallelism: int | None = None
 
     @property
     def terminal(self) -> bool:
@@ -55,6 +57,7 @@ class Observation:
     samples: tuple[Sample, ...] = ()  # the autoscaler's recent metrics (when it is enabled)
     partitions: int | None = None  # the fewest partitions of the job's input topics
     slots_for_job: int | None = None  # slots the job could use: free ones plus its own
+    adaptive: bool = False  # the cluster runs the adaptive scheduler: rescale in place
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,15 @@ class TriggerSavepoint:
 
 
 @dataclass(frozen=True)
+class Rescale:
+    """Change a running job's parallelism in place (adaptive scheduler's resource requirements)."""
+
+    job_id: str
+    parallelism: int
+    kind: str = "rescale"
+
+
+@dataclass(frozen=True)
 class Cancel:
     job_id: str
     kind: str = "cancel"
@@ -98,4 +110,4 @@ class Forget:
     kind: str = "forget"
 
 
-Action = Submit | StopWithSavepoint | TriggerSavepoint | Cancel | Dispose | Forget
+Action = Submit | StopWithSavepoint | TriggerSavepoint | Rescale | Cancel | Dispose | Forget

@@ -36,6 +36,7 @@ def flink_config(settings: StackSettings, python: Path, extra: dict[str, str] | 
         rpc_port=settings.flink_rpc_port,
         rest_port=settings.flink_port,
         slots=settings.slots,
+        scheduler=settings.scheduler,
         jobmanager_memory=settings.jobmanager_memory,
         taskmanager_memory=settings.taskmanager_memory,
         state_dir=settings.state_dir.resolve(),

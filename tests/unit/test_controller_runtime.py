@@ -25,6 +25,7 @@ from deploy.controller.model import (
     Forget,
     JobObservation,
     Observation,
+    Rescale,
     StopWithSavepoint,
     Submit,
     TriggerObservation,
@@ -55,6 +56,8 @@ class FakeFlink:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.triggers: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, str] = {}
+        self.scheduler = "default"
+        self.requirements: dict[str, dict[str, Any]] = {}
         self.down = False
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -64,6 +67,10 @@ class FakeFlink:
         body = json.loads(request.content) if request.content else None
         self.requests.append((method, path, body))
         parts = path.strip("/").split("/")
+        if path == "/jobmanager/config":
+            return httpx.Response(
+                200, json=[{"key": "jobmanager.scheduler", "value": self.scheduler}]
+            )
         if path == "/jars" and method == "GET":
             return httpx.Response(
                 200, json={"files": [{"id": "py.jar", "name": "flink-python-2.2.1.jar"}]}
@@ -80,6 +87,10 @@ class FakeFlink:
                 return httpx.Response(409 if job["state"] == "FINISHED" else 202, json={})
             if parts[2] == "checkpoints":
                 return httpx.Response(200, json=job.get("checkpoints", {"latest": {}}))
+            if parts[2] == "resource-requirements":
+                if method == "PUT":
+                    self.requirements[parts[1]] = body
+                return httpx.Response(200, json=self.requirements.get(parts[1], {}))
             if parts[2] == "exceptions":
                 history = [{"stacktrace": self.failures.get(parts[1], "")}]
                 return httpx.Response(200, json={"exceptionHistory": {"entries": history}})
@@ -375,6 +386,7 @@ class Api:
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
         self.down = False
         self.jar_uploaded = False
+        self.on("GET", "/jobmanager/config", 200, [])
 
     def on(self, method: str, path: str, status: int, body: Any = None) -> None:
         self.answers[(method, path)] = (status, {} if body is None else body)
@@ -820,3 +832,34 @@ def test_durations_are_converted_to_exact_milliseconds() -> None:
     conf = job_configuration(spec)
     assert conf["execution.checkpointing.interval"] == "1001 ms"
     assert conf["execution.checkpointing.timeout"] == "2002 ms"
+
+
+def test_on_the_adaptive_scheduler_a_rescale_sets_every_vertex_and_is_observed(
+    fake: FakeFlink, runtime: FlinkRuntime
+) -> None:
+    fake.scheduler = "adaptive"
+    fake.jobs["j1"] = {
+        "state": "RUNNING",
+        "vertices": [{"status": "RUNNING", "parallelism": 1}] * 2,
+    }
+    one = {"parallelism": {"lowerBound": 1, "upperBound": 1}}
+    fake.requirements["j1"] = {"v1": one, "v2": one}
+    job = flinkjob().model_copy(update={"status": JobStatus(job_id="j1")})
+    assert runtime.observe(job, 1).adaptive
+    runtime.act(job, Rescale("j1", 3))
+    three = {"parallelism": {"lowerBound": 1, "upperBound": 3}}
+    assert fake.requests[-1] == (
+        "PUT",
+        "/jobs/j1/resource-requirements",
+        {"v1": three, "v2": three},
+    )
+    op = Operation(kind="rescale", step="rescaling", started_at=1, job_id="j1")
+    rescaling = job.model_copy(update={"status": JobStatus(job_id="j1", operation=op)})
+    observed = runtime.observe(rescaling, 2).job
+    assert observed is not None
+    assert observed.requested_parallelism == 3
+
+
+def test_the_default_scheduler_is_not_adaptive(fake: FakeFlink, runtime: FlinkRuntime) -> None:
+    job = flinkjob().model_copy(update={"status": JobStatus()})
+    assert not runtime.observe(job, 1).adaptive
