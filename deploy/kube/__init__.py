@@ -1,0 +1,1 @@
+"""Kubernetes mode: FlinkJob custom resources as the store, Events, TaskManager scaling."""
