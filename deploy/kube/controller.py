@@ -39,6 +39,8 @@ class KubeController(Controller):
         self.kube = store
         self.kube.events.host = self.holder.split("/", 1)[0]
         self._wake = threading.Event()
+        self._changed: set[str] = set()  # jobs changed since their reconcile started
+        self._changed_lock = threading.Lock()
         self.wakes = 0  # loop ticks started early by a watch event
 
     def reconcile(self, name: str) -> None:
@@ -53,6 +55,8 @@ class KubeController(Controller):
 
         def changed(name: str) -> None:
             log.debug("%s changed", name)
+            with self._changed_lock:
+                self._changed.add(name)
             self._wake.set()
 
         cache = self.kube.start_watch(changed)
@@ -64,6 +68,19 @@ class KubeController(Controller):
             super().run(stop)
         finally:
             self.kube.stop_watch()
+
+    def _run_job(self, name: str) -> None:
+        """A change that arrives while the job's reconcile runs (the loop skips a busy job) wakes
+        the loop again once it is done, instead of waiting for the next tick."""
+        with self._changed_lock:
+            self._changed.discard(name)
+        try:
+            super()._run_job(name)
+        finally:
+            with self._changed_lock:
+                again = name in self._changed
+            if again:
+                self._wake.set()
 
     def _wake_on_stop(self, stop: threading.Event) -> None:
         stop.wait()

@@ -298,8 +298,8 @@ class KubeStore:
             if base is None:
                 return False
         wanted = status_doc(status)
-        if (base.get("status") or {}) == wanted:
-            return True
+        if _same_status(base, status):
+            return True  # nothing to write (the API server may have filled in defaults)
         for _ in range(CONFLICT_RETRIES):
             try:
                 stored = self.api.replace_job_status(name, {**base, "status": wanted})
@@ -486,6 +486,13 @@ class KubeStore:
             return None
         renewed = _parse_time(spec.get("renewTime")) or 0.0
         return str(spec["holderIdentity"]), renewed + float(spec.get("leaseDurationSeconds") or 0)
+
+
+def _same_status(doc: Doc, status: JobStatus) -> bool:
+    try:
+        return JobStatus.model_validate(doc.get("status") or {}) == status
+    except ValidationError:
+        return False
 
 
 def _now_iso() -> str:

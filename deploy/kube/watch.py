@@ -2,8 +2,9 @@
 
 The controller's loop lists jobs from here every tick instead of asking the API server, and is
 woken when a job appears, goes, or its spec, annotations or deletion change (a status write —
-most often the controller's own — wakes nothing). A watch that cannot resume (410 Gone) or a
-lost connection falls back to a fresh list, with backoff while the server is unreachable.
+most often the controller's own — wakes it only when an operation starts or ends). A watch
+that cannot resume (410 Gone) or a lost connection falls back to a fresh list, with backoff
+while the server is unreachable.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ MAX_BACKOFF_S = 30.0
 
 
 def _significant(old: Doc | None, new: Doc | None) -> bool:
-    """A change the controller must act on (not a status-only write)."""
+    """A change the controller must act on: not a status write, unless it starts or ends an
+    operation (the loop then looks again at its quicker pace)."""
     if old is None or new is None:
         return old is not new
     o, n = old.get("metadata") or {}, new.get("metadata") or {}
+    busy = [bool((d.get("status") or {}).get("operation")) for d in (old, new)]
     return (
-        o.get("generation") != n.get("generation")
+        busy[0] != busy[1]
+        or o.get("generation") != n.get("generation")
         or o.get("deletionTimestamp") != n.get("deletionTimestamp")
         or o.get("annotations") != n.get("annotations")
         or o.get("finalizers") != n.get("finalizers")
