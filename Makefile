@@ -22,6 +22,13 @@ jars: $(JVM)/.resolved
 browser:
 	@scripts/ensure-browser.sh
 
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl and helm for the
+# tests/k8s control plane: built from their Go modules into ~/.cache/eddyline/bin (first time
+# ~30 min on 2 cores; a no-op once built). See tests/k8s/README.md.
+.PHONY: kube-tools k8s
+kube-tools:
+	@scripts/kube-tools.sh
+
 $(VENV)/.installed: pyproject.toml
 	@scripts/ensure-tools.sh
 	@echo "==> Python packages into $(VENV) (first run downloads ~700 MB: apache-flink, beam, pandas…)"
@@ -46,7 +53,7 @@ demo: setup
 	$(PY) -m deploy.demo
 
 ## test: set up, lint, type-check and run the whole suite against a real stack
-test: setup browser check
+test: setup browser check kube-tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 check: lint typecheck
@@ -63,6 +70,9 @@ unit: setup
 
 integration: setup browser
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+k8s: setup kube-tools
+	$(PY) -m pytest tests/k8s $(PYTEST_ARGS)
 
 ## bench: job throughput, controller and autoscaler against their baselines (bench/results/);
 ##        FULL=1 for the long profile (more events, 10 minutes of steady load)
