@@ -11,7 +11,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from deploy import cli_jobs, generator, loadgen
+from deploy import cli_jobs, cli_monitor, generator, loadgen
 from deploy.cli_common import Output, OutputOpt, StateDir, console, err, fail, settings_from
 from deploy.errors import EddylineError
 from deploy.stack import control, state
@@ -267,6 +267,8 @@ for command, command_name in (
     (cli_jobs.scale, "scale"),
     (cli_jobs.delete, "delete"),
     (cli_jobs.controller, "controller"),
+    (cli_monitor.dashboard, "dashboard"),
+    (cli_monitor.top, "top"),
 ):
     app.command(command_name)(command)
 
