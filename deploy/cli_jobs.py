@@ -7,6 +7,7 @@ controller until it has acted); the controller does the work.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 import yaml
@@ -34,7 +35,10 @@ from deploy.flink_rest import FlinkClient
 from deploy.settings import StackSettings
 from deploy.spec import FlinkJob, FlinkJobSpec, JobState, Lifecycle, load_yaml
 from deploy.stack import state
-from deploy.store import SqliteStore
+from deploy.store import JobStore, SqliteStore
+
+if TYPE_CHECKING:
+    from deploy.kube.client import KubeTarget
 
 JOB_DIRS_ENV = "EDDYLINE_JOB_DIRS"
 EXIT_INVALID = 2  # the spec or the request is wrong: fix it, do not retry
@@ -60,6 +64,39 @@ Wait = Annotated[
     bool, typer.Option("--wait/--no-wait", help="follow the controller until it has acted")
 ]
 Timeout = Annotated[float, typer.Option(help="seconds --wait waits at most")]
+Kube = Annotated[
+    bool,
+    typer.Option(
+        "--kube",
+        help="FlinkJob custom resources in a Kubernetes cluster, not the local store",
+    ),
+]
+KubeNamespace = Annotated[
+    str | None,
+    typer.Option(
+        "--namespace",
+        "-n",
+        help="with --kube: the namespace [the context's; in a pod, its own; default]",
+        show_default=False,
+    ),
+]
+Kubeconfig = Annotated[
+    Path | None,
+    typer.Option(
+        help="with --kube: the kubeconfig file [$KUBECONFIG, else ~/.kube/config]",
+        show_default=False,
+    ),
+]
+KubeContext = Annotated[
+    str | None,
+    typer.Option(
+        "--context",
+        help="with --kube: the kubeconfig context [its current one]",
+        show_default=False,
+    ),
+]
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def allowed_dirs(given: list[Path] | None = None) -> list[Path]:
@@ -72,9 +109,66 @@ def allowed_dirs(given: list[Path] | None = None) -> list[Path]:
     return entries.default_allowed()
 
 
-def _store(state_dir: Path | None) -> tuple[StackSettings, SqliteStore]:
+def _store(
+    state_dir: Path | None, target: KubeTarget | None = None
+) -> tuple[StackSettings, JobStore]:
+    """The local SQLite store, or with a Kubernetes target the cluster's FlinkJobs."""
     settings = settings_from(state_dir=state_dir)
+    if target is not None:
+        from deploy.kube import cli as kube_cli  # noqa: PLC0415 - the Kubernetes client loads only with --kube
+
+        return settings, kube_cli.store(target)
     return settings, SqliteStore(settings.controller_db)
+
+
+def _kube_target(
+    kube: bool,
+    namespace: str | None = None,
+    kubeconfig: Path | None = None,
+    context: str | None = None,
+    in_cluster: bool = False,
+) -> KubeTarget | None:
+    if not kube:
+        given = [
+            flag
+            for flag, value in (
+                ("--namespace", namespace),
+                ("--kubeconfig", kubeconfig),
+                ("--context", context),
+                ("--in-cluster", in_cluster),
+            )
+            if value
+        ]
+        if given:
+            raise _error(f"{', '.join(given)} only go with --kube", EXIT_INVALID)
+        return None
+    from deploy.kube.client import KubeTarget  # noqa: PLC0415
+
+    return KubeTarget(
+        namespace=namespace,
+        kubeconfig=kubeconfig,
+        context=context,
+        in_cluster=True if in_cluster else None,
+    )
+
+
+def _reports_errors(command: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A store that cannot be reached (a Kubernetes API server, say) is one line and exit 1."""
+
+    @functools.wraps(command)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return command(*args, **kwargs)
+        except EddylineError as e:
+            raise _error(str(e)) from None
+
+    return run
+
+
+def _hint(settings: StackSettings, store: JobStore, name: str) -> str:
+    if isinstance(store, SqliteStore):
+        return f"controller log: {_controller_log(settings)}"
+    return f"`kubectl describe flinkjob {name}` shows its events; the controller logs the rest"
 
 
 def _flink_url(settings: StackSettings) -> str:
@@ -100,7 +194,7 @@ def _emit(job: FlinkJob, json_out: bool, message: str) -> None:
 
 def _wait(
     settings: StackSettings,
-    store: SqliteStore,
+    store: JobStore,
     name: str,
     done: Callable[[FlinkJob | None], bool],
     what: str,
@@ -122,16 +216,12 @@ def _wait(
                 and job.status.lifecycle == Lifecycle.FAILED
                 and job.status.observed_generation >= generation
             ):
-                raise _error(
-                    f"{name} FAILED: {job.status.error} (controller log: "
-                    f"{_controller_log(settings)})"
-                )
+                raise _error(f"{name} FAILED: {job.status.error} ({_hint(settings, store, name)})")
             if time.monotonic() > deadline:
                 now = job.status.lifecycle.value if job else "gone"
                 raise _error(
                     f"{name} did not {what} within {timeout:.0f} s (it is {now}; "
-                    f"is the controller running? `eddyline status`; log: "
-                    f"{_controller_log(settings)})"
+                    f"is the controller running? {_hint(settings, store, name)})"
                 )
             if not quiet and job is not None:
                 spinner.update(f"waiting for {name} to {what}… ({job.status.lifecycle.value})")
@@ -148,9 +238,14 @@ def _running(generation: int) -> Callable[[FlinkJob | None], bool]:
 # -- submit ------------------------------------------------------------------------------
 
 
+@_reports_errors
 def submit(
     spec_file: Annotated[Path, typer.Argument(help="a FlinkJob YAML file, or - for stdin")],
     state_dir: StateDir = None,
+    kube: Kube = False,
+    namespace: KubeNamespace = None,
+    kubeconfig: Kubeconfig = None,
+    context: KubeContext = None,
     wait: Wait = False,
     timeout: Timeout = 300.0,
     output: ListOpt = ListOutput.table,
@@ -164,11 +259,13 @@ def submit(
         raise _error(f"cannot read {source}: {e.strerror}", EXIT_INVALID) from None
     except UnicodeDecodeError as e:
         raise _error(f"cannot read {source}: not UTF-8 text ({e.reason})", EXIT_INVALID) from None
-    settings, store = _store(state_dir)
+    target = _kube_target(kube, namespace, kubeconfig, context)
+    settings, store = _store(state_dir, target)
     try:
         job = load_yaml(text, source)
-        entries.resolve(job.spec.job.entry, allowed_dirs())
-        _check_partitions(job, settings)
+        if target is None:  # on Kubernetes the controller checks it where the jobs run
+            entries.resolve(job.spec.job.entry, allowed_dirs())
+        _check_partitions(job, settings, kube=target is not None)
     except SpecError as e:
         raise _error(str(e).replace("spec is not", f"{source} is not"), EXIT_INVALID) from None
     before = store.get(job.name)
@@ -210,11 +307,13 @@ def submit(
     )
 
 
-def _check_partitions(job: FlinkJob, settings: StackSettings) -> None:
+def _check_partitions(job: FlinkJob, settings: StackSettings, kube: bool = False) -> None:
     """Refuse joined input topics with different partition counts now, if Kafka can tell."""
     topics = job.spec.kafka.input_topics
     if not job.spec.kafka.copartitioned or len(topics) < 2:
         return
+    if kube and not job.spec.kafka.bootstrap_servers:
+        return  # the cluster's default Kafka: the controller checks before deploying
     current = state.load(settings.state_dir)
     servers = job.spec.kafka.bootstrap_servers or (
         current.bootstrap_servers if current else settings.bootstrap_servers
@@ -244,9 +343,17 @@ def _age(ms: int | None) -> str:
     return f"{seconds // 3600}h"
 
 
-def list_jobs(state_dir: StateDir = None, output: ListOpt = ListOutput.table) -> None:
+@_reports_errors
+def list_jobs(
+    state_dir: StateDir = None,
+    output: ListOpt = ListOutput.table,
+    kube: Kube = False,
+    namespace: KubeNamespace = None,
+    kubeconfig: Kubeconfig = None,
+    context: KubeContext = None,
+) -> None:
     """The FlinkJobs and their state."""
-    _, store = _store(state_dir)
+    _, store = _store(state_dir, _kube_target(kube, namespace, kubeconfig, context))
     jobs = store.list()
     if output == ListOutput.json:
         typer.echo(json.dumps({"items": [j.document() for j in jobs]}))
@@ -290,15 +397,21 @@ def _lifecycle(value: Lifecycle) -> str:
     return f"[{colour}]{value.value}[/{colour}]"
 
 
+@_reports_errors
 def describe(
     name: Name,
     state_dir: StateDir = None,
+    kube: Kube = False,
+    namespace: KubeNamespace = None,
+    kubeconfig: Kubeconfig = None,
+    context: KubeContext = None,
     output: Annotated[
         DescribeOutput, typer.Option("--output", "-o", help="table, or the whole FlinkJob")
     ] = DescribeOutput.table,
 ) -> None:
     """One FlinkJob in detail: its spec, status, savepoints, conditions and recent events."""
-    settings, store = _store(state_dir)
+    target = _kube_target(kube, namespace, kubeconfig, context)
+    settings, store = _store(state_dir, target)
     job = store.get(name)
     if job is None:
         raise _error(f"no job named {name!r} (see `eddyline list`)")
@@ -308,7 +421,7 @@ def describe(
     if output == DescribeOutput.yaml:
         typer.echo(yaml.safe_dump(job.document(), sort_keys=False), nl=False)
         return
-    _print_details(job, _flink_url(settings))
+    _print_details(job, _flink_url(settings) if target is None else "")
 
 
 def _print_details(job: FlinkJob, flink: str) -> None:
@@ -324,7 +437,10 @@ def _print_details(job: FlinkJob, flink: str) -> None:
         ("Lifecycle", _lifecycle(st.lifecycle)),
         ("Generation", f"{job.metadata.generation} (observed {st.observed_generation})"),
         ("Flink job", f"{st.job_id or '-'} ({st.flink_state or '-'})"),
-        ("Dashboard", f"{flink}/#/job/running/{st.job_id}/overview" if st.job_id else "-"),
+        (
+            "Dashboard",
+            f"{flink}/#/job/running/{st.job_id}/overview" if st.job_id and flink else "-",
+        ),
         ("Parallelism", str(st.parallelism or "-")),
         ("Restarts", f"{st.restarts} of {spec.restart_policy.max_retries}"),
         ("Last checkpoint", st.last_checkpoint_path or "-"),
@@ -384,6 +500,7 @@ def _print_autoscaler(autoscaler: dict[str, Any]) -> None:
 def _change(
     name: str,
     state_dir: Path | None,
+    target: KubeTarget | None,
     change: Callable[[FlinkJobSpec], FlinkJobSpec],
     message: str,
     wait_for: Callable[[int], Callable[[FlinkJob | None], bool]] | None,
@@ -392,7 +509,7 @@ def _change(
     timeout: float,
     output: ListOutput,
 ) -> None:
-    settings, store = _store(state_dir)
+    settings, store = _store(state_dir, target)
     try:
         job = store.update_spec(name, change)
     except EddylineError as e:
@@ -415,9 +532,14 @@ def _suspended(generation: int) -> Callable[[FlinkJob | None], bool]:
     return done
 
 
+@_reports_errors
 def suspend(
     name: Name,
     state_dir: StateDir = None,
+    kube: Kube = False,
+    namespace: KubeNamespace = None,
+    kubeconfig: Kubeconfig = None,
+    context: KubeContext = None,
     wait: Wait = False,
     timeout: Timeout = 300.0,
     output: ListOpt = ListOutput.table,
@@ -427,13 +549,20 @@ def suspend(
     def change(spec: FlinkJobSpec) -> FlinkJobSpec:
         return spec.with_job(state=JobState.suspended)
 
-    _change(name, state_dir, change, "flinkjob/{name} suspend requested (generation {generation})",
+    target = _kube_target(kube, namespace, kubeconfig, context)
+    _change(name, state_dir, target, change,
+            "flinkjob/{name} suspend requested (generation {generation})",
             _suspended, "suspend", wait, timeout, output)  # fmt: skip
 
 
+@_reports_errors
 def resume(
     name: Name,
     state_dir: StateDir = None,
+    kube: Kube = False,
+    namespace: KubeNamespace = None,
+    kubeconfig: Kubeconfig = None,
+    context: KubeContext = None,
     wait: Wait = False,
     timeout: Timeout = 300.0,
     output: ListOpt = ListOutput.table,
@@ -443,14 +572,21 @@ def resume(
     def change(spec: FlinkJobSpec) -> FlinkJobSpec:
         return spec.with_job(state=JobState.running)
 
-    _change(name, state_dir, change, "flinkjob/{name} resume requested (generation {generation})",
+    target = _kube_target(kube, namespace, kubeconfig, context)
+    _change(name, state_dir, target, change,
+            "flinkjob/{name} resume requested (generation {generation})",
             _running, "run", wait, timeout, output)  # fmt: skip
 
 
+@_reports_errors
 def scale(
     name: Name,
     parallelism: Annotated[int, typer.Option(min=1, max=1024, help="the new parallelism")],
     state_dir: StateDir = None,
+    kube: Kube = False,
+    namespace: KubeNamespace = None,
+    kubeconfig: Kubeconfig = None,
+    context: KubeContext = None,
     wait: Wait = False,
     timeout: Timeout = 300.0,
     output: ListOpt = ListOutput.table,
@@ -460,20 +596,27 @@ def scale(
     def change(spec: FlinkJobSpec) -> FlinkJobSpec:
         return spec.with_job(parallelism=parallelism)
 
-    _change(name, state_dir, change,
+    target = _kube_target(kube, namespace, kubeconfig, context)
+    _change(name, state_dir, target, change,
             f"flinkjob/{{name}} parallelism → {parallelism} (generation {{generation}})",
             _running, "run at the new parallelism", wait, timeout, output)  # fmt: skip
 
 
+@_reports_errors
 def savepoint(
     name: Name,
     state_dir: StateDir = None,
+    kube: Kube = False,
+    namespace: KubeNamespace = None,
+    kubeconfig: Kubeconfig = None,
+    context: KubeContext = None,
     wait: Wait = False,
     timeout: Timeout = 300.0,
     output: ListOpt = ListOutput.table,
 ) -> None:
     """Take a savepoint of the running job now (the job keeps running)."""
-    _, store = _store(state_dir)
+    target = _kube_target(kube, namespace, kubeconfig, context)
+    _, store = _store(state_dir, target)
     current = store.get(name)
     if current is None:
         raise _error(f"no job named {name!r} (see `eddyline list`)")
@@ -492,7 +635,7 @@ def savepoint(
 
         return done
 
-    _change(name, state_dir, change, "flinkjob/{name} savepoint requested",
+    _change(name, state_dir, target, change, "flinkjob/{name} savepoint requested",
             taken, "take a savepoint", wait, timeout, output)  # fmt: skip
     if wait and output == ListOutput.table:
         job = store.get(name)
@@ -501,17 +644,22 @@ def savepoint(
             console.print(f"  savepoint: {newest.path}")
 
 
+@_reports_errors
 def delete(
     name: Name,
     savepoint: Annotated[
         bool, typer.Option("--savepoint", help="stop with a final savepoint first")
     ] = False,
     state_dir: StateDir = None,
+    kube: Kube = False,
+    namespace: KubeNamespace = None,
+    kubeconfig: Kubeconfig = None,
+    context: KubeContext = None,
     wait: Wait = False,
     timeout: Timeout = 300.0,
 ) -> None:
     """Stop the job (optionally with a final savepoint) and forget it."""
-    settings, store = _store(state_dir)
+    settings, store = _store(state_dir, _kube_target(kube, namespace, kubeconfig, context))
     try:
         store.request_delete(name, savepoint)
     except EddylineError as e:
@@ -531,6 +679,43 @@ def controller(
         bool, typer.Option("--once", help="reconcile every job once, then exit")
     ] = False,
     state_dir: StateDir = None,
+    kube: Annotated[
+        bool,
+        typer.Option(
+            "--kube",
+            help="reconcile the FlinkJob custom resources of a namespace (Kubernetes mode)",
+        ),
+    ] = False,
+    namespace: KubeNamespace = None,
+    kubeconfig: Kubeconfig = None,
+    context: KubeContext = None,
+    in_cluster: Annotated[
+        bool,
+        typer.Option(
+            "--in-cluster",
+            help="with --kube: the pod's service account [when in a pod and no --kubeconfig]",
+        ),
+    ] = False,
+    taskmanager_deployment: Annotated[
+        str | None,
+        typer.Option(
+            help="with --kube: the TaskManager Deployment to scale up when jobs need more slots",
+            show_default=False,
+        ),
+    ] = None,
+    max_taskmanagers: Annotated[
+        int, typer.Option(min=1, help="with --kube: at most this many TaskManager replicas")
+    ] = 4,
+    taskmanager_slots: Annotated[
+        int | None,
+        typer.Option(min=1, help="with --kube: slots per TaskManager [Flink's count]"),
+    ] = None,
+    resync: Annotated[
+        float, typer.Option(min=1.0, help="with --kube: seconds between full re-lists")
+    ] = 60.0,
+    metrics_host: Annotated[
+        str, typer.Option(help="address /metrics listens on (0.0.0.0 in a pod)")
+    ] = "127.0.0.1",
     flink_url: Annotated[
         str | None, typer.Option(help="Flink REST endpoint [the local stack's]")
     ] = None,
@@ -563,12 +748,37 @@ def controller(
         stream=sys.stderr,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per REST call is noise
+    target = _kube_target(kube, namespace, kubeconfig, context, in_cluster)
+    if target is not None:
+        from deploy.kube import cli as kube_cli  # noqa: PLC0415
+
+        options = kube_cli.ControllerOptions(
+            target=target,
+            flink_url=flink,
+            bootstrap_servers=kafka,
+            job_dirs=allowed_dirs(job_dir),
+            metrics_port=settings.controller_port if metrics_port is None else metrics_port,
+            metrics_host=metrics_host,
+            interval=interval,
+            lease_ttl=lease_ttl,
+            resync=resync,
+            taskmanager_deployment=taskmanager_deployment,
+            max_taskmanagers=max_taskmanagers,
+            taskmanager_slots=taskmanager_slots,
+        )
+        try:
+            kube_cli.run_controller(options, once)
+        except EddylineError as e:
+            raise _error(str(e)) from None
+        except OSError as e:
+            raise _error(f"cannot serve metrics on port {options.metrics_port}: {e}") from None
+        return
     store = SqliteStore(settings.controller_db)
     metrics = ControllerMetrics()
     port = settings.controller_port if metrics_port is None else metrics_port
     if port and not once:
         try:
-            metrics.serve(port)
+            metrics.serve(port, metrics_host)
         except OSError as e:
             raise _error(f"cannot serve metrics on port {port}: {e.strerror}") from None
     with FlinkClient(flink) as client:

@@ -1,0 +1,97 @@
+"""What `eddyline … --kube` needs beyond the local commands (deploy/cli_jobs.py): the store on a
+cluster, and the controller in Kubernetes mode. Imported only with --kube, so the local commands
+never load the Kubernetes client."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.controller.flink import FlinkRuntime
+from deploy.controller.metrics import ControllerMetrics
+from deploy.flink_rest import FlinkClient
+from deploy.kube.api import RestApi
+from deploy.kube.client import KubeTarget, connect
+from deploy.kube.controller import KubeController
+from deploy.kube.runtime import KubeRuntime, TaskManagerScaler
+from deploy.kube.store import KubeStore
+
+log = logging.getLogger("eddyline.controller")
+
+
+def store(target: KubeTarget) -> KubeStore:
+    return KubeStore(connect(target))
+
+
+@dataclass(frozen=True)
+class ControllerOptions:
+    target: KubeTarget
+    flink_url: str
+    bootstrap_servers: str
+    job_dirs: list[Path]
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    interval: float = 1.0
+    lease_ttl: float = 10.0
+    resync: float = 60.0
+    taskmanager_deployment: str | None = None
+    max_taskmanagers: int = 4
+    taskmanager_slots: int | None = None
+
+
+def build(
+    options: ControllerOptions, client: FlinkClient, api: RestApi | None = None
+) -> KubeController:
+    """The Kubernetes-mode controller (not started)."""
+    api = api or connect(options.target)
+    kube_store = KubeStore(api, resync_s=options.resync)
+    scaler = None
+    if options.taskmanager_deployment:
+        scaler = TaskManagerScaler(
+            api,
+            options.taskmanager_deployment,
+            options.max_taskmanagers,
+            options.taskmanager_slots,
+        )
+    runtime = KubeRuntime(
+        FlinkRuntime(client, options.bootstrap_servers, options.job_dirs),
+        kube_store.events,
+        scaler,
+    )
+    return KubeController(
+        kube_store,
+        runtime,
+        ControllerMetrics(),
+        lease_ttl=options.lease_ttl,
+        interval=options.interval,
+    )
+
+
+def run_controller(options: ControllerOptions, once: bool = False) -> None:
+    """`eddyline controller --kube`: until SIGTERM/SIGINT (or one pass with --once)."""
+    api = connect(options.target)
+    with FlinkClient(options.flink_url) as client:
+        ctl = build(options, client, api)
+        if once:
+            ctl.run_once()
+            return
+        if options.metrics_port:
+            ctl.metrics.serve(options.metrics_port, options.metrics_host)
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        log.info(
+            "reconciling FlinkJobs in namespace %s at %s against Flink %s, Kafka %s "
+            "(metrics on %s:%s; TaskManagers: %s)",
+            api.namespace,
+            api.api_client.configuration.host,
+            options.flink_url,
+            options.bootstrap_servers,
+            options.metrics_host,
+            options.metrics_port or "-",
+            options.taskmanager_deployment or "not scaled",
+        )
+        ctl.run(stop)
