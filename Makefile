@@ -11,16 +11,18 @@ MVN ?= mvn
 MVN_FLAGS := -B -ntp -q
 PYTEST_ARGS ?=
 
-.PHONY: setup venv jars browser demo test bench check lint typecheck unit integration down clean
+.PHONY: setup venv jars monitoring-tools demo test bench check lint typecheck unit integration down clean
 
 setup: venv jars
 
 venv: $(VENV)/.installed
 jars: $(JVM)/.resolved
 
-# Debian's chromium for the dashboard browser tests (driven by the playwright package in .venv).
-browser:
+# The monitoring tests' tools: Debian's chromium (driven by the playwright package in .venv) and
+# a Prometheus server (Debian's binary, unpacked into .cache/prometheus).
+monitoring-tools:
 	@scripts/ensure-browser.sh
+	@scripts/ensure-prometheus.sh
 
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl and helm for the
 # tests/k8s control plane: built from their Go modules into ~/.cache/eddyline/bin (first time
@@ -53,7 +55,7 @@ demo: setup
 	$(PY) -m deploy.demo
 
 ## test: set up, lint, type-check and run the whole suite against a real stack
-test: setup browser check kube-tools
+test: setup monitoring-tools check kube-tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 check: lint typecheck
@@ -68,7 +70,7 @@ typecheck:
 unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: setup browser
+integration: setup monitoring-tools
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 k8s: setup kube-tools

@@ -1,0 +1,105 @@
+"""A real Prometheus server for the monitoring tests, scraping a test stack's metrics endpoints.
+
+The binary is Debian's, unpacked into .cache/prometheus by scripts/ensure-prometheus.sh (run by
+`make test`). It listens on a free loopback port, keeps its data in a temporary folder and is
+stopped by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from deploy import paths
+from deploy.stack import ports
+
+BINARY_ENV = "EDDYLINE_PROMETHEUS"
+SCRAPE_INTERVAL_S = 1
+
+
+def binary() -> Path:
+    given = os.environ.get(BINARY_ENV)
+    return (
+        Path(given)
+        if given
+        else paths.PROJECT_ROOT / ".cache" / "prometheus" / "bin" / "prometheus"
+    )
+
+
+class Prometheus:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant query's result; AssertionError with Prometheus's message if it fails."""
+        answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=30).json()
+        assert answer.get("status") == "success", f"{expr}: {answer.get('error')}"
+        result: list[dict[str, Any]] = answer["data"]["result"]
+        return result
+
+    def targets_up(self) -> dict[str, bool]:
+        answer = httpx.get(f"{self.url}/api/v1/targets", timeout=10).json()
+        return {t["scrapeUrl"]: t["health"] == "up" for t in answer["data"]["activeTargets"]}
+
+
+@contextmanager
+def running(
+    targets: Mapping[str, list[str]], folder: Path, honor_labels: frozenset[str] = frozenset()
+) -> Iterator[Prometheus]:
+    """Prometheus scraping `targets` (scrape job → host:port list) every second until the
+    context ends. Jobs in `honor_labels` keep the labels they expose (the controller's metrics
+    carry a `job` label of their own)."""
+    exe = binary()
+    assert exe.is_file(), f"no Prometheus at {exe}: run `make test` or scripts/ensure-prometheus.sh"
+    config = {
+        "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "scrape_timeout": "1s"},
+        "scrape_configs": [
+            {"job_name": job, "honor_labels": job in honor_labels,
+             "static_configs": [{"targets": hosts}]}
+            for job, hosts in targets.items()
+        ],
+    }  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = ports.free_port()
+    log = (folder / "prometheus.log").open("w")
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            f"--config.file={folder / 'prometheus.yml'}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--storage.tsdb.retention.time=1h",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"Prometheus exited; see {folder / 'prometheus.log'}"
+            try:
+                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "Prometheus was not ready within 60 s"
+            time.sleep(0.3)
+        yield Prometheus(url)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
