@@ -1,0 +1,75 @@
+# syntax=docker/dockerfile:1
+# The eddyline image: one image for the Flink JobManager and TaskManagers, the controller and the
+# `helm test` Job (helm/eddyline). Flink is the distribution inside the apache-flink wheel — the
+# same one the local stack runs — so the cluster, its Python workers and the jobs agree on
+# versions; the Kafka connector comes from deploy/jvm/pom.xml, as for `make jars`.
+#
+#   docker build -t eddyline:0.1.0 .
+#
+# It runs as Flink's usual user (uid/gid 9999) on a read-only root filesystem: the chart mounts
+# /opt/flink/conf (ConfigMap), /opt/flink/log, /opt/flink/tmp, /opt/flink/state and /tmp.
+# tests/unit/test_dockerfile.py checks what this file copies exists and agrees with the chart.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG MAVEN_IMAGE=maven:3.9-eclipse-temurin-17
+
+# --- the Flink Kafka connector, resolved by Maven from the project's pom -------------------------
+FROM ${MAVEN_IMAGE} AS jars
+WORKDIR /build
+COPY deploy/jvm/pom.xml pom.xml
+RUN mvn -B -ntp -q -f pom.xml -P flink dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory=/jars
+
+# --- the runtime ---------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE}
+
+# Java 17 for Flink; bash and flock (util-linux) for Flink's start scripts.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends openjdk-17-jre-headless bash util-linux \
+    && rm -rf /var/lib/apt/lists/* \
+    && ln -s "/usr/lib/jvm/java-17-openjdk-$(dpkg --print-architecture)" /opt/java \
+    && groupadd --system --gid 9999 flink \
+    && useradd --system --uid 9999 --gid flink --home-dir /opt/flink --shell /bin/bash flink
+
+ENV JAVA_HOME=/opt/java \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:/opt/java/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Eddyline and its dependencies (apache-flink pinned in pyproject.toml) in a virtualenv. The
+# project is installed editable from /opt/eddyline so that jobs/ stays a folder: the controller
+# checks `.py` entries against it and the JobManager runs them from the same path.
+COPY pyproject.toml README.md /opt/eddyline/
+COPY deploy/ /opt/eddyline/deploy/
+COPY jobs/ /opt/eddyline/jobs/
+COPY udfs/ /opt/eddyline/udfs/
+RUN python -m venv /opt/venv \
+    && pip install --upgrade pip \
+    && pip install -e /opt/eddyline \
+    && python -m compileall -q /opt/eddyline/deploy /opt/eddyline/jobs /opt/eddyline/udfs
+
+# Flink: the wheel's distribution as /opt/flink/dist (its scripts resolve the link), the Kafka
+# connector beside its lib/ jars, the default configuration for running the image on its own
+# (the chart mounts its own), and the folders Flink writes to.
+COPY --from=jars /jars/ /opt/venv/lib/python3.11/site-packages/pyflink/lib/
+RUN FLINK_DIST="$(python -c 'import os, pyflink; print(os.path.dirname(pyflink.__file__))')" \
+    && test "$FLINK_DIST" = /opt/venv/lib/python3.11/site-packages/pyflink \
+    && ls "$FLINK_DIST"/lib/flink-sql-connector-kafka-*.jar \
+    && ls "$FLINK_DIST"/plugins/metrics-prometheus/*.jar \
+    && mkdir -p /opt/flink/conf /opt/flink/log /opt/flink/tmp /opt/flink/state \
+    && ln -s "$FLINK_DIST" /opt/flink/dist \
+    && cp "$FLINK_DIST"/conf/config.yaml "$FLINK_DIST"/conf/log4j-console.properties /opt/flink/conf/ \
+    && chown -R 9999:9999 /opt/flink/conf /opt/flink/log /opt/flink/tmp /opt/flink/state
+
+ENV FLINK_HOME=/opt/venv/lib/python3.11/site-packages/pyflink \
+    FLINK_CONF_DIR=/opt/flink/conf \
+    FLINK_LOG_DIR=/opt/flink/log
+
+WORKDIR /opt/eddyline
+USER 9999:9999
+# JobManager RPC, blob, REST/Web UI; TaskManager data, RPC; Flink metrics; controller metrics.
+EXPOSE 6123 6124 8081 6121 6122 9249 9247
+CMD ["eddyline", "--help"]

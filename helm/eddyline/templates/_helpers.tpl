@@ -1,0 +1,232 @@
+{{/*
+The chart name, or nameOverride.
+*/}}
+{{- define "eddyline.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The prefix of every resource name: fullnameOverride, else the release name when it already
+contains the chart name, else "<release>-<chart>". Truncated so suffixed names stay within 63.
+*/}}
+{{- define "eddyline.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Names of the parts. The controller is told the JobManager's URL and the TaskManager
+Deployment's name through its arguments and environment (controller-deployment.yaml).
+*/}}
+{{- define "eddyline.jobmanager" -}}{{ include "eddyline.fullname" . }}-jobmanager{{- end }}
+{{- define "eddyline.taskmanager" -}}{{ include "eddyline.fullname" . }}-taskmanager{{- end }}
+{{- define "eddyline.controller" -}}{{ include "eddyline.fullname" . }}-controller{{- end }}
+{{- define "eddyline.flinkConfig" -}}{{ include "eddyline.fullname" . }}-flink-config{{- end }}
+{{- define "eddyline.stateClaim" -}}
+{{- default (printf "%s-flink-state" (include "eddyline.fullname" .)) .Values.flink.state.persistence.existingClaim }}
+{{- end }}
+
+{{/*
+The Flink REST API and Web UI inside the cluster.
+*/}}
+{{- define "eddyline.flinkUrl" -}}
+http://{{ include "eddyline.jobmanager" . }}:{{ .Values.jobmanager.ports.rest }}
+{{- end }}
+
+{{/*
+Chart label value: name-version.
+*/}}
+{{- define "eddyline.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels of every resource.
+*/}}
+{{- define "eddyline.labels" -}}
+helm.sh/chart: {{ include "eddyline.chart" . }}
+app.kubernetes.io/name: {{ include "eddyline.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: eddyline
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Selector labels of one component: (dict "ctx" $ "component" "jobmanager").
+*/}}
+{{- define "eddyline.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "eddyline.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Labels of one component's resources: the common labels plus the component.
+*/}}
+{{- define "eddyline.componentLabels" -}}
+{{ include "eddyline.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+The image reference: repository@digest, else repository:tag (tag defaults to appVersion).
+*/}}
+{{- define "eddyline.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The controller's ServiceAccount name.
+*/}}
+{{- define "eddyline.controllerServiceAccount" -}}
+{{- if .Values.controller.serviceAccount.create }}
+{{- default (include "eddyline.controller" .) .Values.controller.serviceAccount.name }}
+{{- else }}
+{{- required "controller.serviceAccount.name is required when controller.serviceAccount.create is false" .Values.controller.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Flink pods' ServiceAccount: no token mounted, no role bound.
+*/}}
+{{- define "eddyline.flinkServiceAccount" -}}{{ include "eddyline.fullname" . }}-flink{{- end }}
+
+{{/*
+A Kubernetes quantity in Mi or Gi, as a number of mebibytes.
+*/}}
+{{- define "eddyline.mebibytes" -}}
+{{- $v := toString . }}
+{{- if hasSuffix "Gi" $v }}{{ mul (trimSuffix "Gi" $v | int) 1024 }}{{ else }}{{ trimSuffix "Mi" $v | int }}{{ end }}
+{{- end }}
+
+{{/*
+Pod securityContext of every pod: Flink's image user (9999), never root, default seccomp.
+*/}}
+{{- define "eddyline.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 9999
+runAsGroup: 9999
+fsGroup: 9999
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+Container securityContext of every container: read-only root, no privilege, no capability.
+*/}}
+{{- define "eddyline.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 9999
+runAsGroup: 9999
+allowPrivilegeEscalation: false
+privileged: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+Annotations of a pod: (dict "ctx" $ "port" 9249 "flinkConfig" true). Prometheus scrape
+annotations (metrics.podAnnotations), a checksum of the Flink ConfigMap for the Flink pods (a
+configuration change rolls them), then podAnnotations. Empty when there are none.
+*/}}
+{{- define "eddyline.podAnnotations" -}}
+{{- $ctx := .ctx }}
+{{- if .flinkConfig }}
+checksum/flink-config: {{ include (print $ctx.Template.BasePath "/flink-configmap.yaml") $ctx | sha256sum }}
+{{- end }}
+{{- if $ctx.Values.metrics.podAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+{{- with $ctx.Values.podAnnotations }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Environment from the Kafka Secret, if one is named.
+*/}}
+{{- define "eddyline.kafkaEnvFrom" -}}
+{{- if .Values.kafka.existingSecret -}}
+envFrom:
+  - secretRef:
+      name: {{ .Values.kafka.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{/*
+Environment every Flink container shares: where Flink finds its configuration and writes logs.
+*/}}
+{{- define "eddyline.flinkEnv" -}}
+- name: FLINK_CONF_DIR
+  value: /opt/flink/conf
+- name: FLINK_LOG_DIR
+  value: /opt/flink/log
+- name: FLINK_PID_DIR
+  value: /tmp
+- name: POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+{{- end }}
+
+{{/*
+Volume mounts every Flink container shares: configuration (read-only), logs, scratch, state.
+The root filesystem is read-only; these are the only places Flink and Python write.
+*/}}
+{{- define "eddyline.flinkVolumeMounts" -}}
+- name: flink-config
+  mountPath: /opt/flink/conf
+  readOnly: true
+- name: flink-log
+  mountPath: /opt/flink/log
+- name: flink-tmp
+  mountPath: /opt/flink/tmp
+- name: tmp
+  mountPath: /tmp
+- name: flink-state
+  mountPath: {{ .Values.flink.state.mountPath }}
+{{- end }}
+
+{{- define "eddyline.flinkVolumes" -}}
+- name: flink-config
+  configMap:
+    name: {{ include "eddyline.flinkConfig" . }}
+- name: flink-log
+  emptyDir:
+    sizeLimit: 1Gi
+- name: flink-tmp
+  emptyDir:
+    sizeLimit: 4Gi
+- name: tmp
+  emptyDir:
+    sizeLimit: 1Gi
+- name: flink-state
+{{- if .Values.flink.state.persistence.enabled }}
+  persistentVolumeClaim:
+    claimName: {{ include "eddyline.stateClaim" . }}
+{{- else }}
+  emptyDir: {}
+{{- end }}
+{{- end }}
