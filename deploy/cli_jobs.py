@@ -27,6 +27,7 @@ from rich.table import Table
 
 from deploy import entries, kafka_io
 from deploy.cli_common import StateDir, console, err, settings_from
+from deploy.controller.capacity import LocalTaskManagers
 from deploy.controller.flink import FlinkRuntime, copartition_problem
 from deploy.controller.loop import Controller
 from deploy.controller.metrics import ControllerMetrics
@@ -733,6 +734,13 @@ def controller(
     lease_ttl: Annotated[
         float, typer.Option(min=1.0, help="seconds another controller waits after this one dies")
     ] = 10.0,
+    stack_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="the local stack whose TaskManagers to grow and shrink with the jobs' slots "
+            "[the state folder, when a stack runs there]"
+        ),
+    ] = None,
 ) -> None:
     """Run the controller: keep every FlinkJob in the store the way its spec says, until
     stopped (`eddyline up` runs one in the background)."""
@@ -781,9 +789,14 @@ def controller(
             metrics.serve(port, metrics_host)
         except OSError as e:
             raise _error(f"cannot serve metrics on port {port}: {e.strerror}") from None
+    elastic_dir = stack_dir or (settings.state_dir if current else None)
+    slots = LocalTaskManagers(elastic_dir) if elastic_dir else None
     with FlinkClient(flink) as client:
-        runtime = FlinkRuntime(client, kafka, allowed_dirs(job_dir))
-        ctl = Controller(store, runtime, metrics, lease_ttl=lease_ttl, interval=interval)
+        headroom = slots.headroom if slots else None
+        runtime = FlinkRuntime(client, kafka, allowed_dirs(job_dir), headroom=headroom)
+        ctl = Controller(
+            store, runtime, metrics, lease_ttl=lease_ttl, interval=interval, slots=slots
+        )
         if once:
             ctl.run_once()
             return

@@ -156,6 +156,32 @@ class Record:
     value: bytes
 
 
+def consumer_lag(
+    bootstrap_servers: str, group: str, topics: Sequence[str], timeout: float = 10.0
+) -> int | None:
+    """Records the consumer group has yet to commit: per partition the high watermark minus the
+    group's committed offset (minus the low watermark where it committed nothing), summed.
+    None when a topic does not exist. Reads offsets only: the group is never joined."""
+    consumer = Consumer(
+        client_config(bootstrap_servers, **{"group.id": group, "enable.auto.commit": False})
+    )
+    try:
+        metadata = consumer.list_topics(timeout=timeout)
+        parts: list[TopicPartition] = []
+        for topic in topics:
+            found = metadata.topics.get(topic)
+            if found is None or found.error is not None:
+                return None
+            parts += [TopicPartition(topic, p) for p in found.partitions]
+        lag = 0
+        for tp in consumer.committed(parts, timeout=timeout):
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            lag += high - (tp.offset if tp.offset >= 0 else low)
+        return max(lag, 0)
+    finally:
+        consumer.close()
+
+
 def read_all(
     bootstrap_servers: str,
     topic: str,

@@ -36,6 +36,9 @@ class StackSettings(BaseSettings):
         9247, ge=1, le=65535, description="the controller's Prometheus /metrics port"
     )
     taskmanagers: int = Field(1, ge=1, le=16)
+    max_taskmanagers: int = Field(
+        4, ge=1, le=16, description="TaskManagers the stack may grow to when jobs want more slots"
+    )
     scheduler: Literal["adaptive", "default"] = Field(
         "default",
         description="Flink's job scheduler; `adaptive` lets the autoscaler rescale jobs in place",

@@ -48,6 +48,11 @@ class Sample:
     vertices: tuple[VertexSample, ...]
     lag: int  # records behind the head of the input topics (consumer lag)
     input_rate: float  # records/s the sources read
+    # Where `lag` comes from: the Kafka source's pendingRecords metric, or — when the source does
+    # not report it — the group's committed offsets against the high watermarks (coarser: it
+    # moves only at checkpoints).
+    lag_source: str = "pending"
+    committed_lag: int | None = None  # the committed-offset lag, when Kafka answered
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,7 @@ def window(samples: list[Sample], now: int, spec: AutoscalerSpec) -> list[Sample
     return [s for s in samples if s.time >= horizon]
 
 
-def decide(  # noqa: PLR0911 - one return per rule reads best
+def decide(  # noqa: PLR0911, PLR0912 - one return per rule reads best
     spec: AutoscalerSpec,
     samples: list[Sample],
     history: History,
@@ -155,6 +160,8 @@ def decide(  # noqa: PLR0911 - one return per rule reads best
     }
     if bottleneck:
         inputs["bottleneck_busy"] = round(utilisation, 3)
+    if recent[-1].committed_lag is not None:
+        inputs["committed_lag"] = float(recent[-1].committed_lag)
 
     low = spec.target_utilization - spec.utilization_band
     high = spec.target_utilization + spec.utilization_band

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
@@ -65,6 +65,21 @@ def job_args(spec: FlinkJobSpec, default_bootstrap: str) -> list[str]:
     return args
 
 
+def group_id(job: FlinkJob) -> str:
+    """The job's Kafka consumer group: its --group-id flag, else the jobs' default (the name of
+    the job's module, see jobs/flags.py)."""
+    args = job.spec.job.args
+    for i, arg in enumerate(args):
+        if arg == "--group-id" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--group-id="):
+            return arg.split("=", 1)[1]
+    entry = job.spec.job.entry
+    if entry.endswith(".py"):
+        return Path(entry).stem
+    return entry.rsplit(".", 1)[-1]
+
+
 def copartition_problem(partitions: dict[str, int | None], topics: Sequence[str]) -> str | None:
     """Why joined topics cannot be joined as they are (None when they can)."""
     counts = {t: partitions.get(t) for t in topics}
@@ -83,8 +98,11 @@ class FlinkRuntime:
         client: FlinkClient,
         bootstrap_servers: str,
         allowed_dirs: Sequence[Path] | None = None,
+        headroom: Callable[[], int] | None = None,
     ) -> None:
         self.client = client
+        # Slots the cluster could still add (elastic TaskManagers); the autoscaler may use them.
+        self.headroom = headroom
         self.bootstrap_servers = bootstrap_servers
         self.allowed_dirs = list(allowed_dirs or entries.default_allowed())
         # The autoscaler's metrics window per FlinkJob: (Flink job id, samples oldest first).
@@ -162,7 +180,9 @@ class FlinkRuntime:
         if not window or now - window[-1].time >= SAMPLE_EVERY_MS:
             # A metric missing now (a task restarting) is no sample; the next tick tries again.
             with suppress(FlinkError, KeyError, ValueError):
-                window.append(jobmetrics.sample(self.client, jid, now))
+                window.append(
+                    self._with_committed_lag(job, jobmetrics.sample(self.client, jid, now))
+                )
         keep_ms = 2 * milliseconds(job.spec.autoscaler.metrics_window)
         current = window[-1].parallelism if window else None
         window = [s for s in window if now - s.time <= keep_ms and s.parallelism == current]
@@ -170,9 +190,28 @@ class FlinkRuntime:
         try:
             overview = self.client.overview()
             slots = int(overview.get("slots-available", 0)) + (observed.parallelism or 0)
+            if self.headroom is not None:
+                slots += self.headroom()
         except FlinkError:
             slots = None
         return tuple(window), self._input_partitions(job, now), slots
+
+    def _with_committed_lag(self, job: FlinkJob, sample: Sample) -> Sample:
+        """The sample with the job's consumer-group lag from Kafka beside Flink's own; it is the
+        lag the decision uses when the sources report no pendingRecords."""
+        topics = job.spec.kafka.input_topics
+        if not topics:
+            return sample
+        servers = job.spec.kafka.bootstrap_servers or self.bootstrap_servers
+        try:
+            committed = kafka_io.consumer_lag(servers, group_id(job), topics, KAFKA_TIMEOUT_S)
+        except Exception:  # Kafka unreachable: Flink's measure alone this time
+            return sample
+        if committed is None:
+            return sample
+        if sample.lag_source == "pending":
+            return replace(sample, committed_lag=committed)
+        return replace(sample, lag=committed, lag_source="committed", committed_lag=committed)
 
     def _input_partitions(self, job: FlinkJob, now: int) -> int | None:
         cached = self._partitions.get(job.name)

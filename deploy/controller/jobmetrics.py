@@ -21,13 +21,16 @@ def sample(client: FlinkClient, job_id: str, now: int) -> Sample:
     lag = 0
     source_in = 0.0
     parallelism = 1
+    pending_seen = False
     for v in detail.get("vertices", []):
         vid, name = str(v["id"]), str(v["name"])
         parallelism = max(parallelism, int(v.get("parallelism", 1)))
         is_source = name.startswith("Source")
         names = [BUSY, BACKPRESSURED, RATE_IN, RATE_OUT]
         if is_source:
-            names += [n for n in client.subtask_metrics(job_id, vid) if n.endswith(PENDING)]
+            pending = [n for n in client.subtask_metrics(job_id, vid) if n.endswith(PENDING)]
+            pending_seen = pending_seen or bool(pending)
+            names += pending
         got = client.subtask_metrics(job_id, vid, names)
         busy = got.get(BUSY, {}).get("max", 0.0) / 1000
         vertices.append(
@@ -45,4 +48,5 @@ def sample(client: FlinkClient, job_id: str, now: int) -> Sample:
             source_in += got.get(RATE_OUT, {}).get("sum", 0.0)
     # Arrivals ≈ what the sources emit plus how fast the backlog grows; the decision adds the
     # lag's own term, so the sources' rate is the input rate here.
-    return Sample(now, parallelism, tuple(vertices), lag, source_in)
+    source = "pending" if pending_seen else "none"
+    return Sample(now, parallelism, tuple(vertices), lag, source_in, lag_source=source)

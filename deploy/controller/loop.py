@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from deploy import failpoints
+from deploy.controller.capacity import SlotProvider, slots_wanted
 from deploy.controller.decide import action_failed, decide
 from deploy.controller.metrics import ControllerMetrics
 from deploy.controller.model import Action, Forget, Observation
@@ -48,8 +49,10 @@ class Controller:
         lease_ttl: float = 10.0,
         interval: float = 1.0,
         workers: int = 4,
+        slots: SlotProvider | None = None,
     ) -> None:
         self.store = store
+        self.slots = slots
         self.runtime = runtime
         self.metrics = metrics or ControllerMetrics()
         self.holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
@@ -152,6 +155,7 @@ class Controller:
                     log.exception("reading the jobs failed; trying again")
                     stop.wait(self.interval)
                     continue
+                self._want_slots(jobs)
                 for job in jobs:
                     with self._lock:
                         if job.name in self._busy:
@@ -165,6 +169,14 @@ class Controller:
         for name in list(self._held):
             self.store.release(name, self.holder)
         log.info("controller %s stopped", self.holder)
+
+    def _want_slots(self, jobs: list[FlinkJob]) -> None:
+        if self.slots is None:
+            return
+        try:
+            self.slots.want(slots_wanted(jobs))
+        except Exception:
+            log.exception("asking for task slots failed")
 
     def _pause(self, stop: threading.Event, seconds: float) -> None:
         """Between ticks. The Kubernetes mode (deploy/kube/controller.py) returns early when

@@ -13,6 +13,7 @@ from deploy.settings import StackSettings
 KAFKA = "kafka"
 JOBMANAGER = "jobmanager"
 CONTROLLER = "controller"
+TASKMANAGER = "taskmanager"
 
 
 def taskmanager_name(index: int) -> str:
@@ -143,11 +144,15 @@ def jobmanager(settings: StackSettings) -> ProcessSpec:
     )
 
 
-def taskmanager(settings: StackSettings, index: int, rpc_port: int) -> ProcessSpec:
+def taskmanager(
+    settings: StackSettings, index: int, rpc_port: int, metrics_port: int | None = None
+) -> ProcessSpec:
+    """TaskManager `index`; one started beyond the configured count (elastic) passes a free
+    metrics port, since only the configured ones have reserved ports."""
     lay = layout(settings)
     name = taskmanager_name(index)
     script = paths.flink_home() / "bin" / "taskmanager.sh"
-    metrics = settings.taskmanager_metrics_port(index)
+    metrics = metrics_port or settings.taskmanager_metrics_port(index)
     return ProcessSpec(
         name=name,
         kind="taskmanager",

@@ -33,12 +33,25 @@ def kafka_answers(bootstrap_servers: str, timeout: float = 3.0) -> bool:
 
 def flink_taskmanagers(flink_url: str, timeout: float = 3.0) -> set[str] | None:
     """The ids of the TaskManagers registered with the JobManager, or None if it does not answer."""
+    listed = _taskmanagers(flink_url, timeout)
+    return None if listed is None else {str(tm["id"]) for tm in listed}
+
+
+def flink_idle_taskmanagers(flink_url: str, timeout: float = 3.0) -> set[str] | None:
+    """The ids of registered TaskManagers with every slot free, or None if Flink does not answer."""
+    listed = _taskmanagers(flink_url, timeout)
+    if listed is None:
+        return None
+    return {str(tm["id"]) for tm in listed if tm.get("freeSlots") == tm.get("slotsNumber")}
+
+
+def _taskmanagers(flink_url: str, timeout: float) -> list[dict[str, object]] | None:
     try:
         resp = httpx.get(f"{flink_url}/taskmanagers", timeout=timeout)
         resp.raise_for_status()
     except httpx.HTTPError:
         return None
-    return {str(tm["id"]) for tm in resp.json().get("taskmanagers", [])}
+    return list(resp.json().get("taskmanagers", []))
 
 
 def flink_answers(flink_url: str, timeout: float = 3.0) -> bool:

@@ -40,6 +40,13 @@ class StackState(BaseModel):
     flink_url: str
     bootstrap_servers: str
     components: list[ComponentState] = Field(default_factory=list)
+    # Elastic TaskManagers (deploy/stack/elastic.py): the controller sizes its requests by these.
+    slots_per_taskmanager: int = 1
+    max_taskmanagers: int = 1
+
+    @property
+    def taskmanagers(self) -> int:
+        return sum(1 for c in self.components if c.kind == "taskmanager")
 
     def component(self, name: str) -> ComponentState:
         for c in self.components:

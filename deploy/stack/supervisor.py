@@ -21,7 +21,7 @@ from types import FrameType
 
 from deploy.errors import ComponentStartError, StackError
 from deploy.settings import StackSettings
-from deploy.stack import components, health, ports, prepare, processes
+from deploy.stack import components, elastic, health, ports, prepare, processes
 from deploy.stack.components import ProcessSpec
 from deploy.stack.state import ComponentState, Phase, StackState, lock_file, save
 
@@ -30,6 +30,7 @@ log = logging.getLogger("eddyline.supervisor")
 POLL_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
 RESTART_WINDOW_SECONDS = 300.0
+ELASTIC_EVERY_SECONDS = 5.0
 
 
 @dataclass
@@ -69,7 +70,11 @@ class Supervisor:
             supervisor_pid=os.getpid(),
             flink_url=settings.flink_url,
             bootstrap_servers=settings.bootstrap_servers,
+            slots_per_taskmanager=settings.slots,
+            max_taskmanagers=max(settings.max_taskmanagers, settings.taskmanagers),
         )
+        self._idle_since: dict[str, float] = {}
+        self._next_elastic = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -195,9 +200,61 @@ class Supervisor:
                     m.next_start = 0.0
                     log.info("restarted %s (pid %d)", m.spec.name, m.proc.pid)
                     changed = True
+            if now >= self._next_elastic:
+                self._next_elastic = now + ELASTIC_EVERY_SECONDS
+                changed = self._elastic(now) or changed
             if changed:
                 self._save()
             time.sleep(POLL_SECONDS)
+
+    def _elastic(self, now: float) -> bool:
+        """Start or stop extra TaskManagers to match the controller's request for slots."""
+        tms = [m for m in self.managed if m.spec.kind == components.TASKMANAGER]
+        base = self.settings.taskmanagers
+        desired = elastic.desired_taskmanagers(
+            elastic.read_request(self.settings.state_dir),
+            self.settings.slots,
+            base,
+            self.state.max_taskmanagers,
+        )
+        if len(tms) < desired:
+            index = max((_index(m.spec.name) for m in tms), default=0) + 1
+            host = self.settings.host
+            spec = components.taskmanager(
+                self.settings, index, ports.free_port(host), ports.free_port(host)
+            )
+            m = Managed(spec)
+            m.proc = processes.start(spec)
+            self.managed.append(m)
+            log.info("started %s (pid %d): jobs want more task slots", spec.name, m.proc.pid)
+            return True
+        if len(tms) == desired:
+            self._idle_since.clear()
+            return False
+        idle = health.flink_idle_taskmanagers(self.settings.flink_url)
+        if idle is None:
+            return False  # Flink does not answer: no TaskManager is taken away blind
+        extras = []
+        for m in tms:
+            if _index(m.spec.name) <= base:
+                continue
+            if m.spec.name in idle:
+                self._idle_since.setdefault(m.spec.name, now)
+            else:
+                self._idle_since.pop(m.spec.name, None)
+            extras.append(
+                elastic.Extra(m.spec.name, _index(m.spec.name), self._idle_since.get(m.spec.name))
+            )
+        stop = set(elastic.to_stop(extras, len(tms), desired, now))
+        for m in [m for m in tms if m.spec.name in stop]:
+            if m.proc is not None:
+                processes.stop_groups([m.proc.pid], grace=10.0)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    m.proc.wait(timeout=5)
+            self.managed.remove(m)
+            self._idle_since.pop(m.spec.name, None)
+            log.info("stopped %s: idle and no longer wanted", m.spec.name)
+        return bool(stop)
 
     # -- stop ------------------------------------------------------------------------------
 
@@ -216,6 +273,10 @@ class Supervisor:
                     m.proc.wait(timeout=5)
         self._set_phase(Phase.STOPPED)
         log.info("stack stopped")
+
+
+def _index(taskmanager_name: str) -> int:
+    return int(taskmanager_name.rsplit("-", 1)[1])
 
 
 def _daemonize(log_path: str) -> None:

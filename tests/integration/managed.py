@@ -37,7 +37,13 @@ def allowed_env() -> dict[str, str]:
 class ControllerProcess:
     """`eddyline controller` as a process, so a test can kill -9 it."""
 
-    def __init__(self, stack: RunningStack, state_dir: Path, failpoints: str = "") -> None:
+    def __init__(
+        self,
+        stack: RunningStack,
+        state_dir: Path,
+        failpoints: str = "",
+        elastic: bool = False,
+    ) -> None:
         self.log = state_dir / f"controller-{time.time_ns()}.log"
         self.metrics_port = free_port()
         env = {**os.environ, **allowed_env(), "EDDYLINE_FAILPOINTS": failpoints}
@@ -51,6 +57,8 @@ class ControllerProcess:
                     "--metrics-port", str(self.metrics_port),
                     "--lease-ttl", LEASE_TTL,
                     "--interval", "0.5",
+                    # Grow and shrink the stack's TaskManagers with the jobs' slots.
+                    *(["--stack-dir", str(stack.settings.state_dir)] if elastic else []),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -93,8 +101,8 @@ class Managed:
         self.controller: ControllerProcess | None = None
         self.seen_job_ids: set[str] = set()
 
-    def start_controller(self, failpoints: str = "") -> ControllerProcess:
-        self.controller = ControllerProcess(self.stack, self.state_dir, failpoints)
+    def start_controller(self, failpoints: str = "", elastic: bool = False) -> ControllerProcess:
+        self.controller = ControllerProcess(self.stack, self.state_dir, failpoints, elastic)
         return self.controller
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:

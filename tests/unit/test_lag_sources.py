@@ -1,0 +1,65 @@
+"""The autoscaler's second lag source: the job's consumer group and its committed-offset lag,
+used when the Kafka source reports no pendingRecords."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from deploy.controller import flink
+from deploy.controller.autoscale import Sample
+from deploy.controller.flink import FlinkRuntime, group_id
+from deploy.flink_rest import FlinkClient
+from deploy.spec import FlinkJob, parse
+
+
+def _job(args: list[str], entry: str = "jobs.ledger", topics: list[str] | None = None) -> FlinkJob:
+    return parse(
+        {
+            "apiVersion": "eddyline.dev/v1alpha1",
+            "kind": "FlinkJob",
+            "metadata": {"name": "x"},
+            "spec": {
+                "job": {"entry": entry, "args": args},
+                "kafka": {"inputTopics": topics or []},
+            },
+        }
+    )
+
+
+def test_the_group_is_the_flag_or_the_jobs_default() -> None:
+    assert group_id(_job(["--group-id", "g1"])) == "g1"
+    assert group_id(_job(["--orders-topic", "o", "--group-id=g2"])) == "g2"
+    assert group_id(_job([])) == "ledger"
+    assert group_id(_job([], entry="custom/my_job.py")) == "my_job"
+
+
+def _sample(source: str, lag: int = 0) -> Sample:
+    return Sample(time=1, parallelism=1, vertices=(), lag=lag, input_rate=0.0, lag_source=source)
+
+
+@pytest.fixture
+def runtime(monkeypatch: pytest.MonkeyPatch) -> FlinkRuntime:
+    def lag(servers: str, group: str, topics: Any, timeout: float) -> int | None:
+        assert (servers, group, list(topics)) == ("kafka:9092", "g", ["orders"])
+        return 700
+
+    monkeypatch.setattr(flink.kafka_io, "consumer_lag", lag)
+    return FlinkRuntime(FlinkClient("http://flink:8081"), "kafka:9092")
+
+
+def test_committed_lag_stands_in_when_the_source_reports_no_pending_records(
+    runtime: FlinkRuntime,
+) -> None:
+    job = _job(["--group-id", "g"], topics=["orders"])
+    got = runtime._with_committed_lag(job, _sample("none"))
+    assert (got.lag, got.lag_source, got.committed_lag) == (700, "committed", 700)
+    # With Flink's own measure, that one decides; Kafka's is kept beside it.
+    got = runtime._with_committed_lag(job, _sample("pending", lag=50))
+    assert (got.lag, got.lag_source, got.committed_lag) == (50, "pending", 700)
+
+
+def test_no_input_topics_no_committed_lag(runtime: FlinkRuntime) -> None:
+    sample = _sample("none")
+    assert runtime._with_committed_lag(_job(["--group-id", "g"]), sample) is sample
