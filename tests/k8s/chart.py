@@ -49,8 +49,8 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def template_args(values: Path | None = None, *sets: str) -> list[str]:
-    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+def template_args(values: Path | None = None, *sets: str, namespace: str = NAMESPACE) -> list[str]:
+    args = ["template", RELEASE, str(CHART), "--namespace", namespace]
     if values is not None:
         args += ["--values", str(values)]
     for s in sets:
@@ -58,9 +58,11 @@ def template_args(values: Path | None = None, *sets: str) -> list[str]:
     return args
 
 
-def render(values: Path | None = None, *sets: str, crds: bool = False) -> list[Doc]:
+def render(
+    values: Path | None = None, *sets: str, crds: bool = False, namespace: str = NAMESPACE
+) -> list[Doc]:
     """The release's manifests (with the helm test hooks; with the CRD if `crds`)."""
-    args = template_args(values, *sets)
+    args = template_args(values, *sets, namespace=namespace)
     if crds:
         args.append("--include-crds")
     out = helm(*args).stdout
