@@ -6,15 +6,19 @@ upgrade by hand through the REST API in the same run.
 Starts a throw-away stack on free ports and an `eddyline controller` process with its own store.
 A producer sends `--rate` events/s to a topic that the smoke job (Kafka → Python → Kafka,
 at-least-once, so output appears as soon as it is processed) copies to an output topic, where a
-consumer notes when each record arrives. Then, alternately changing the parallelism 1 ↔ 2:
-  - controller: the spec changes in the store; "spec change → action" is from that write to the
-    moment Flink received the stop-with-savepoint (the savepoint's trigger timestamp in Flink);
-    the downtime is the longest gap between two output records around the upgrade (the last
-    output before the stop → the first after the restart);
+consumer notes when each record arrives. Then:
+  - controller: the spec's flinkConfiguration changes in the store (a savepoint upgrade);
+    "spec change → action" is from that write to the moment Flink received the
+    stop-with-savepoint (the savepoint's trigger timestamp in Flink); the downtime is the longest
+    gap between two output records around the upgrade (the last output before the stop → the
+    first after the restart);
+  - in place: the parallelism alternates 1 ↔ 2, which the controller applies through the
+    adaptive scheduler (same job, restarted from its latest checkpoint): the same gap;
   - by hand (the baseline): stop-with-savepoint through the REST API, poll until done, submit
     from the savepoint at once — the least any tool can do — measured the same way.
 Adds to bench/results/latest.json: spec_change_to_action_s, savepoint_upgrade_downtime_s,
-manual_upgrade_downtime_s, controller_vs_manual_downtime_ratio, submit_to_running_s (medians).
+manual_upgrade_downtime_s, controller_vs_manual_downtime_ratio, submit_to_running_s,
+inplace_rescale_downtime_s and inplace_vs_savepoint_rescale_ratio (medians).
 """
 
 from __future__ import annotations
@@ -157,7 +161,9 @@ def wait_flink_running(flink: FlinkClient, job_id: str, timeout: float = 300) ->
 def controller_upgrades(
     settings: StackSettings, state: Path, upgrades: int
 ) -> dict[str, list[float]]:
-    figures: dict[str, list[float]] = {"action": [], "downtime": [], "submit": []}
+    """Savepoint upgrades (a flinkConfiguration change), then in-place rescales (parallelism
+    1 ↔ 2 on the adaptive scheduler), each measured by its output gap."""
+    figures: dict[str, list[float]] = {"action": [], "downtime": [], "submit": [], "inplace": []}
     with (
         harness.controller(settings, state) as store,
         closing(Arrivals(settings.bootstrap_servers, OUT)) as out,
@@ -172,12 +178,12 @@ def controller_upgrades(
                 old = str(job.status.job_id)
                 time.sleep(3)  # steady output before the change
                 changed = time.time()
-                parallelism = 2 if i % 2 == 0 else 1
 
-                def rescale(s: FlinkJobSpec, p: int = parallelism) -> FlinkJobSpec:
-                    return s.with_job(parallelism=p)
+                def reconfigure(s: FlinkJobSpec, n: int = i) -> FlinkJobSpec:
+                    conf = {**s.flink_configuration, "pipeline.name": f"{NAME}-{n}"}
+                    return s.model_copy(update={"flink_configuration": conf})
 
-                job = store.update_spec(NAME, rescale)
+                job = store.update_spec(NAME, reconfigure)
                 job = harness.wait_running(store, NAME, job.metadata.generation)
                 running = time.time()
                 out.wait_after(running)
@@ -189,6 +195,23 @@ def controller_upgrades(
                     f"downtime {figures['downtime'][-1]:.1f} s",
                     flush=True,
                 )
+            for i in range(upgrades):
+                old = str(job.status.job_id)
+                time.sleep(12)  # past Flink's cooldown after the last restart, steady output
+                changed = time.time()
+                parallelism = 2 if i % 2 == 0 else 1
+
+                def rescale(s: FlinkJobSpec, p: int = parallelism) -> FlinkJobSpec:
+                    return s.with_job(parallelism=p)
+
+                job = store.update_spec(NAME, rescale)
+                job = harness.wait_running(store, NAME, job.metadata.generation)
+                if job.status.job_id != old or job.status.parallelism != parallelism:
+                    raise RuntimeError(f"rescale {i + 1} was not done in place: {job.status}")
+                running = time.time()
+                out.wait_after(running)
+                figures["inplace"].append(out.gap(changed, running))
+                print(f"in-place rescale {i + 1}: downtime {figures['inplace'][-1]:.1f} s")
         store.request_delete(NAME, savepoint=False)
         deadline = time.monotonic() + 60
         while store.get(NAME) is not None and time.monotonic() < deadline:
@@ -256,12 +279,15 @@ def measure(upgrades: int, rate: float) -> dict[str, Any]:
             control.down(settings.state_dir)
     downtime = statistics.median(ctl["downtime"])
     manual_downtime = statistics.median(manual)
+    inplace = statistics.median(ctl["inplace"])
     return {
         "submit_to_running_s": round(ctl["submit"][0], 2),
         "spec_change_to_action_s": round(statistics.median(ctl["action"]), 2),
         "savepoint_upgrade_downtime_s": round(downtime, 2),
         "manual_upgrade_downtime_s": round(manual_downtime, 2),
         "controller_vs_manual_downtime_ratio": round(downtime / manual_downtime, 2),
+        "inplace_rescale_downtime_s": round(inplace, 2),
+        "inplace_vs_savepoint_rescale_ratio": round(inplace / downtime, 2),
     }
 
 

@@ -76,6 +76,9 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|---|",
     ]
     for key, value in result.items():
+        if value is None and key in TARGETS:  # measured, but never reached (e.g. no convergence)
+            lines.append(f"| {key} | not reached ✗ | {_mark(key, 0.0)[1]} |")
+            continue
         if key in ("date", "machine") or not isinstance(value, int | float):
             continue
         mark, target = _mark(key, float(value))

@@ -174,12 +174,28 @@ def consumer_lag(
                 return None
             parts += [TopicPartition(topic, p) for p in found.partitions]
         lag = 0
-        for tp in consumer.committed(parts, timeout=timeout):
+        for tp in _committed(consumer, parts, timeout):
             low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
             lag += high - (tp.offset if tp.offset >= 0 else low)
         return max(lag, 0)
     finally:
         consumer.close()
+
+
+def _committed(
+    consumer: Consumer, parts: list[TopicPartition], timeout: float
+) -> list[TopicPartition]:
+    """The group's committed offsets, asked again while its coordinator is still being found or
+    loaded (a new group, a restarted broker) until `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            committed: list[TopicPartition] = consumer.committed(parts, timeout=timeout)
+            return committed
+        except KafkaException as e:
+            if not e.args[0].retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def read_all(
