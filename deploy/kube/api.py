@@ -186,7 +186,7 @@ class RestApi:
             with self._watch_lock:
                 self._watch_response = None
             with suppress(Exception):
-                resp.release_conn()
+                resp.close()  # not back to the pool: it may have been shut down
 
     def stop_watch(self) -> None:
         """Ends a watch in progress from another thread (its iterator stops)."""
@@ -194,12 +194,17 @@ class RestApi:
             resp = self._watch_response
         if resp is None:
             return
-        with suppress(Exception):
-            sock = getattr(getattr(resp, "connection", None), "sock", None)
+        # The reading thread is blocked in recv(): shutting the socket down wakes it. The
+        # connection no longer holds the socket once the response is streaming; its reader does.
+        reader = getattr(getattr(getattr(resp, "_fp", None), "fp", None), "raw", None)
+        candidates = [
+            getattr(getattr(resp, "connection", None), "sock", None),
+            getattr(reader, "_sock", None),
+        ]
+        for sock in candidates:
             if sock is not None:
-                sock.shutdown(socket.SHUT_RDWR)
-        with suppress(Exception):
-            resp.close()
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def create_job(self, body: Doc) -> Doc:
         doc: Doc = self._request("POST", _jobs_path(self.namespace), body)
