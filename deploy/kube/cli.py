@@ -16,7 +16,7 @@ from deploy.flink_rest import FlinkClient
 from deploy.kube.api import RestApi
 from deploy.kube.client import KubeTarget, connect
 from deploy.kube.controller import KubeController
-from deploy.kube.runtime import KubeRuntime, TaskManagerScaler
+from deploy.kube.runtime import DeploymentTaskManagers, KubeRuntime
 from deploy.kube.store import KubeStore
 
 log = logging.getLogger("eddyline.controller")
@@ -48,25 +48,29 @@ def build(
     """The Kubernetes-mode controller (not started)."""
     api = api or connect(options.target)
     kube_store = KubeStore(api, resync_s=options.resync)
-    scaler = None
+    slots = None
     if options.taskmanager_deployment:
-        scaler = TaskManagerScaler(
+        slots = DeploymentTaskManagers(
             api,
             options.taskmanager_deployment,
             options.max_taskmanagers,
+            client,
             options.taskmanager_slots,
+            kube_store.events,
         )
-    runtime = KubeRuntime(
-        FlinkRuntime(client, options.bootstrap_servers, options.job_dirs),
-        kube_store.events,
-        scaler,
+    flink = FlinkRuntime(
+        client,
+        options.bootstrap_servers,
+        options.job_dirs,
+        headroom=slots.headroom if slots is not None else None,
     )
     return KubeController(
         kube_store,
-        runtime,
+        KubeRuntime(flink, kube_store.events),
         ControllerMetrics(),
         lease_ttl=options.lease_ttl,
         interval=options.interval,
+        slots=slots,
     )
 
 

@@ -4,8 +4,8 @@
 What differs from the local mode is only around the loop: the jobs come from a watch cache that
 wakes the loop when a job is created, changed or deleted (and is re-listed every `resync_s`);
 the finalizer is put on each FlinkJob before the controller first acts on it; the store posts
-Kubernetes Events and writes status through the status subresource; the runtime scales the
-TaskManager Deployment.
+Kubernetes Events and writes status through the status subresource; the TaskManager Deployment
+provides the task slots (deploy/kube/runtime.py).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from deploy.controller.capacity import SlotProvider
 from deploy.controller.loop import Controller, Runtime
 from deploy.controller.metrics import ControllerMetrics
 from deploy.errors import EddylineError
@@ -32,9 +33,16 @@ class KubeController(Controller):
         lease_ttl: float = 10.0,
         interval: float = 1.0,
         workers: int = 4,
+        slots: SlotProvider | None = None,
     ) -> None:
         super().__init__(
-            store, runtime, metrics, lease_ttl=lease_ttl, interval=interval, workers=workers
+            store,
+            runtime,
+            metrics,
+            lease_ttl=lease_ttl,
+            interval=interval,
+            workers=workers,
+            slots=slots,
         )
         self.kube = store
         self.kube.events.host = self.holder.split("/", 1)[0]

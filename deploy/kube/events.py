@@ -1,7 +1,7 @@
 """Kubernetes Events about FlinkJobs (`kubectl describe flinkjob NAME` and `kubectl get events`
 show them): one for each decision the controller records in the status, one for each action it
-performs on Flink, and one when it scales the TaskManagers. Posting is best effort: an Event that
-cannot be written is logged, never a reason to stop reconciling."""
+performs on Flink, and one on the TaskManager Deployment when it scales it. Posting is best
+effort: an Event that cannot be written is logged, never a reason to stop reconciling."""
 
 from __future__ import annotations
 
@@ -44,14 +44,21 @@ class EventRecorder:
         message: str,
         warning: bool = False,
         time_ms: int | None = None,
+        ref: dict[str, str] | None = None,
     ) -> None:
-        ref: dict[str, str] = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": KIND,
-            "name": name,
-            "namespace": self.api.namespace,
-        }
-        doc = self.involved(name) if self.involved is not None else None
+        """An Event on the FlinkJob `name`, or on the object `ref` names (apiVersion, kind,
+        name: the TaskManager Deployment)."""
+        if ref is not None:
+            ref = {**ref, "namespace": self.api.namespace}
+            doc = None
+        else:
+            ref = {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": name,
+                "namespace": self.api.namespace,
+            }
+            doc = self.involved(name) if self.involved is not None else None
         meta = (doc or {}).get("metadata") or {}
         if meta.get("uid"):
             ref["uid"] = str(meta["uid"])

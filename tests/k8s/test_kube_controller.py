@@ -406,7 +406,7 @@ def test_status_writes_meet_resource_version_conflicts_on_the_real_api_server(
     cluster.wait(name, lambda j: j is None, "be deleted", timeout=30)
 
 
-def test_the_taskmanager_deployment_is_scaled_up_for_a_job_that_needs_more_slots(
+def test_the_taskmanager_deployment_is_scaled_up_when_the_jobs_need_more_slots(
     cluster: Cluster, controller: KubeController, in_cluster: KubeTarget
 ) -> None:
     apps = client.AppsV1Api(cluster.kube.api_client)
@@ -429,7 +429,8 @@ def test_the_taskmanager_deployment_is_scaled_up_for_a_job_that_needs_more_slots
             ),
         ),
     )
-    needed = int(overview["slots-available"]) + 1  # one more than Flink has free
+    per = int(overview["slots-total"]) // registered
+    needed = registered * per + 1  # one slot more than the TaskManagers have
     name = "too-wide"
     cluster.apply(smoke(cluster, name, job={"parallelism": needed}))
 
@@ -441,9 +442,14 @@ def test_the_taskmanager_deployment_is_scaled_up_for_a_job_that_needs_more_slots
     while not scaled():
         assert time.monotonic() < deadline, f"not scaled; log:\n{cluster.tail()}"
         time.sleep(0.5)
-    (message,) = [e.message for e in cluster.events(name) if e.reason == "ScaledTaskManagers"]
-    expected = f"{registered} → {registered + 1} replicas ({needed} slots needed"
-    assert f"{TASKMANAGERS}: {expected}" in message
+    (event,) = [
+        e for e in cluster.events(TASKMANAGERS) if e.source.component == "eddyline-controller"
+    ]  # the ReplicaSet controller posts its own Events on the Deployment
+    assert (event.reason, event.involved_object.kind) == ("ScaledUp", "Deployment")
+    assert event.message == (
+        f"{registered} → {registered + 1} replicas: the FlinkJobs want {needed} task slots, "
+        f"{per} per TaskManager"
+    )
 
     def ready() -> bool:  # the new replica's Pod comes up (kwok plays its kubelet)
         deployment = apps.read_namespaced_deployment(TASKMANAGERS, cluster.namespace)

@@ -27,13 +27,14 @@ from deploy.controller.model import (
 )
 from deploy.kube.controller import KubeController
 from deploy.kube.events import EventRecorder
-from deploy.kube.runtime import KubeRuntime
+from deploy.kube.runtime import DeploymentTaskManagers, KubeRuntime
 from deploy.kube.store import FINALIZER, KubeStore, lease_name, to_job
 from deploy.spec import FlinkJob, Lifecycle
 from deploy.store import SAVEPOINT_ON_DELETE
 from tests.unit.fake_kube import FakeKube, flinkjob_doc
 
 NAME = "ledger"
+TASKMANAGERS = "flink-taskmanager"
 
 
 @dataclass
@@ -124,11 +125,13 @@ def running_at(generation: int) -> Callable[[FlinkJob | None], bool]:
 @pytest.fixture
 def running() -> Iterator[Running]:
     kube = FakeKube("flink")
+    kube.replicas[TASKMANAGERS] = 1
     store = KubeStore(kube, resync_s=300)
     flink = FakeFlink()
     runtime = KubeRuntime(flink, EventRecorder(kube, store.document))  # type: ignore[arg-type]
+    slots = DeploymentTaskManagers(kube, TASKMANAGERS, 3, None, 4, store.events)
     # A long interval: the loop acts this soon only because the watch wakes it.
-    ctl = KubeController(store, runtime, lease_ttl=10, interval=30)
+    ctl = KubeController(store, runtime, lease_ttl=10, interval=30, slots=slots)
     stop = threading.Event()
     thread = threading.Thread(target=ctl.run, args=(stop,), daemon=True)
     thread.start()
@@ -227,3 +230,18 @@ def test_a_flinkjob_deleted_without_a_savepoint_is_cancelled_and_removed(running
     running.wait(lambda j: j is None, "be deleted")
     assert flink.kinds() == ["submit", "cancel"]
     assert flink.live() == []
+
+
+def test_the_taskmanager_deployment_grows_with_the_slots_the_jobs_want(running: Running) -> None:
+    kube = running.kube
+    kube.kubectl_apply(flinkjob_doc(job={"parallelism": 2}))
+    running.wait(running_at(1), "run generation 1")
+    assert kube.scale_requests == []  # 2 slots: the one TaskManager of 4 has them
+    kube.kubectl_apply(flinkjob_doc(job={"parallelism": 6}))
+    running.wait(running_at(2), "run generation 2")
+    assert kube.scale_requests == [(TASKMANAGERS, 2)]
+    assert kube.reasons(TASKMANAGERS) == ["ScaledUp"]
+    kube.kubectl_apply(flinkjob_doc(job={"parallelism": 20}))
+    running.wait(running_at(3), "run generation 3")
+    assert kube.scale_requests == [(TASKMANAGERS, 2), (TASKMANAGERS, 3)]
+    assert kube.reasons(TASKMANAGERS) == ["ScaledUp", "ScaledUp", "AtMaximum"]

@@ -1,6 +1,6 @@
-"""The Kubernetes-mode runtime (deploy/kube/runtime.py): an Event for each action, and the
-TaskManager Deployment scaled through its scale subresource when a job needs more slots than
-Flink has free."""
+"""The Kubernetes-mode runtime (deploy/kube/runtime.py): an Event for each action; and the
+TaskManager Deployment as slot provider, scaled up through its scale subresource when the jobs
+want more slots than its TaskManagers have."""
 
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ from deploy.controller.model import (
     Cancel,
     Dispose,
     Observation,
+    Rescale,
     StopWithSavepoint,
     Submit,
     TriggerSavepoint,
 )
 from deploy.errors import FlinkError
 from deploy.kube.events import EventRecorder
-from deploy.kube.runtime import KubeRuntime, TaskManagerScaler, plan_scale
-from deploy.spec import FlinkJob, JobStatus, parse
+from deploy.kube.runtime import DeploymentTaskManagers, KubeRuntime, plan_replicas
+from deploy.spec import FlinkJob, parse
 from tests.unit.fake_kube import FakeKube, flinkjob_doc
 
 DEPLOYMENT = "flink-taskmanager"
@@ -44,10 +45,9 @@ class FakeFlinkRuntime:
     client: FakeClient = field(default_factory=FakeClient)
     acted: list[Action] = field(default_factory=list)
     fail: dict[str, Exception] = field(default_factory=dict)
-    slots_for_job: int | None = None
 
     def observe(self, job: FlinkJob, now: int) -> Observation:
-        return Observation(now=now, slots_for_job=self.slots_for_job)
+        return Observation(now=now)
 
     def act(self, job: FlinkJob, action: Action) -> None:
         if action.kind in self.fail:
@@ -55,9 +55,8 @@ class FakeFlinkRuntime:
         self.acted.append(action)
 
 
-def job(parallelism: int = 1, running: int | None = None) -> FlinkJob:
-    j = parse(flinkjob_doc(job={"parallelism": parallelism}))
-    return j.model_copy(update={"status": JobStatus(parallelism=running)})
+def job(parallelism: int = 1) -> FlinkJob:
+    return parse(flinkjob_doc(job={"parallelism": parallelism}))
 
 
 @pytest.fixture
@@ -67,53 +66,132 @@ def kube() -> FakeKube:
     return k
 
 
-def runtime(
-    kube: FakeKube, scaler: bool = True, max_replicas: int = 4
-) -> tuple[KubeRuntime, FakeFlinkRuntime]:
+def runtime(kube: FakeKube) -> tuple[KubeRuntime, FakeFlinkRuntime]:
     flink = FakeFlinkRuntime()
-    tm = TaskManagerScaler(kube, DEPLOYMENT, max_replicas) if scaler else None
-    return KubeRuntime(flink, EventRecorder(kube), tm), flink  # type: ignore[arg-type]
+    return KubeRuntime(flink, EventRecorder(kube)), flink  # type: ignore[arg-type]
 
 
 def submit(parallelism: int) -> Submit:
     return Submit("a" * 32, job(parallelism).spec, None)
 
 
-# -- the decision ----------------------------------------------------------------------------
+def taskmanagers(
+    kube: FakeKube, max_replicas: int = 4, per: int | None = None, **overview: int
+) -> DeploymentTaskManagers:
+    flink = FakeClient({"taskmanagers": 1, "slots-total": 4, "slots-available": 4, **overview})
+    return DeploymentTaskManagers(
+        kube,
+        DEPLOYMENT,
+        max_replicas,
+        flink,
+        per,
+        EventRecorder(kube),  # type: ignore[arg-type]
+    )
+
+
+# -- how many TaskManagers -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("needed", "free", "registered", "replicas", "per", "cap", "wanted"),
+    ("slots", "per", "replicas", "cap", "wanted", "capped"),
     [
-        (2, 4, 1, 1, 4, 4, 1),  # enough free slots
-        (4, 4, 1, 1, 4, 4, 1),  # exactly enough
-        (5, 4, 1, 1, 4, 4, 2),  # one more TaskManager
-        (9, 0, 1, 1, 4, 8, 4),  # three more
-        (9, 0, 1, 1, 4, 3, 3),  # capped at the maximum
-        (6, 0, 1, 3, 4, 8, 3),  # two asked for and not registered yet cover it
-        (10, 0, 1, 3, 4, 8, 4),  # …and one more is needed beyond those
-        (3, 1, 2, 2, 2, 8, 3),  # two slots per TaskManager
-        (5, 4, 1, 6, 4, 4, 6),  # already above the maximum: never scaled down here
+        (0, 4, 1, 4, 1, False),  # nothing wanted: never fewer than now
+        (4, 4, 1, 4, 1, False),  # exactly enough
+        (5, 4, 1, 4, 2, False),  # one more TaskManager
+        (13, 4, 1, 8, 4, False),  # three more
+        (13, 4, 1, 3, 3, True),  # capped at the maximum
+        (3, 2, 1, 8, 2, False),  # two slots per TaskManager
+        (2, 4, 6, 4, 6, False),  # more than the maximum already: left as it is
+        (30, 4, 6, 4, 6, True),
     ],
 )
-def test_plan_scale(
-    needed: int, free: int, registered: int, replicas: int, per: int, cap: int, wanted: int
+def test_plan_replicas(
+    slots: int, per: int, replicas: int, cap: int, wanted: int, capped: bool
 ) -> None:
-    d = plan_scale(needed, free, registered, replicas, per, cap)
-    assert d.wanted == wanted
-    assert d.act == (wanted > replicas)
+    plan = plan_replicas(slots, per, replicas, cap)
+    assert (plan.wanted, plan.capped) == (wanted, capped)
+    assert plan.act == (wanted > replicas)
 
 
-def test_plan_scale_says_when_it_is_capped() -> None:
-    assert plan_scale(9, 0, 1, 1, 4, 3).capped
-    assert not plan_scale(8, 0, 1, 1, 4, 3).capped
+def test_the_deployment_is_scaled_up_when_the_jobs_want_more_slots(kube: FakeKube) -> None:
+    tms = taskmanagers(kube)
+    tms.want(4)
+    assert kube.scale_requests == []
+    tms.want(9)  # 4 slots per TaskManager (Flink's count): three
+    assert kube.scale_requests == [(DEPLOYMENT, 3)]
+    tms.want(9)
+    tms.want(2)  # fewer: the Deployment keeps its TaskManagers
+    assert kube.scale_requests == [(DEPLOYMENT, 3)]
+    (event,) = kube.events
+    assert event["involvedObject"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": DEPLOYMENT,
+        "namespace": "flink",
+    }
+    assert (event["reason"], event["type"]) == ("ScaledUp", "Normal")
+    assert event["message"] == (
+        "1 → 3 replicas: the FlinkJobs want 9 task slots, 4 per TaskManager"
+    )
+
+
+def test_replicas_are_read_again_after_a_while_not_each_tick(kube: FakeKube) -> None:
+    tms = taskmanagers(kube)
+    for _ in range(5):
+        tms.want(2)
+    assert kube.count("get_replicas") == 1
+
+
+def test_at_the_maximum_a_warning_once(kube: FakeKube) -> None:
+    tms = taskmanagers(kube, max_replicas=2)
+    tms.want(12)
+    tms.want(12)
+    assert kube.scale_requests == [(DEPLOYMENT, 2)]
+    assert [(e["reason"], e["type"]) for e in kube.events] == [
+        ("ScaledUp", "Normal"),
+        ("AtMaximum", "Warning"),
+    ]
+    assert "at most 2 are allowed (--max-taskmanagers)" in kube.events[1]["message"]
+
+
+def test_slots_per_taskmanager_configured_or_unknown(
+    kube: FakeKube, caplog: pytest.LogCaptureFixture
+) -> None:
+    unknown = taskmanagers(kube, taskmanagers=0, **{"slots-total": 0})
+    unknown.want(3)
+    unknown.want(3)
+    assert kube.scale_requests == []
+    warned = [r.getMessage() for r in caplog.records if "not scaled" in r.getMessage()]
+    assert len(warned) == 1  # once, not each tick
+    assert "--taskmanager-slots" in warned[0]
+    taskmanagers(kube, per=2, taskmanagers=0).want(3)
+    assert kube.scale_requests == [(DEPLOYMENT, 2)]
+
+
+def test_a_missing_deployment_is_logged_and_no_headroom(
+    kube: FakeKube, caplog: pytest.LogCaptureFixture
+) -> None:
+    del kube.replicas[DEPLOYMENT]
+    tms = taskmanagers(kube)
+    tms.want(8)
+    assert any("not found" in r.getMessage() for r in caplog.records)
+    assert tms.headroom() == 0
+    kube.replicas[DEPLOYMENT] = 1  # created later: asked for then
+    tms.want(8)
+    assert kube.scale_requests == [(DEPLOYMENT, 2)]
+
+
+def test_headroom_is_what_the_deployment_can_still_add(kube: FakeKube) -> None:
+    assert taskmanagers(kube, max_replicas=3).headroom() == 8
+    kube.replicas[DEPLOYMENT] = 3
+    assert taskmanagers(kube, max_replicas=3).headroom() == 0
 
 
 # -- acting ----------------------------------------------------------------------------------
 
 
 def test_each_action_is_performed_and_posted_as_an_event(kube: FakeKube) -> None:
-    rt, flink = runtime(kube, scaler=False)
+    rt, flink = runtime(kube)
     actions: list[Action] = [
         submit(1),
         StopWithSavepoint("b" * 32, "c" * 32),
@@ -136,7 +214,7 @@ def test_each_action_is_performed_and_posted_as_an_event(kube: FakeKube) -> None
 
 
 def test_a_failed_action_is_a_warning_event_and_still_raised(kube: FakeKube) -> None:
-    rt, flink = runtime(kube, scaler=False)
+    rt, flink = runtime(kube)
     flink.fail["submit"] = FlinkError("Flink REST POST /jars/x/run answered 500: boom", 500)
     with pytest.raises(FlinkError):
         rt.act(job(), submit(1))
@@ -145,80 +223,8 @@ def test_a_failed_action_is_a_warning_event_and_still_raised(kube: FakeKube) -> 
     assert "boom" in event["message"]
 
 
-def test_a_submission_needing_more_slots_scales_the_taskmanagers_first(kube: FakeKube) -> None:
-    rt, flink = runtime(kube)
-    flink.client.overview_doc = {"taskmanagers": 1, "slots-total": 4, "slots-available": 1}
-    rt.act(job(), submit(6))
-    assert kube.scale_requests == [(DEPLOYMENT, 3)]  # 5 missing → two more TaskManagers of 4
-    assert kube.reasons("ledger") == ["ScaledTaskManagers", "Submit"]
-    assert "1 → 3 replicas" in kube.events[0]["message"]
-    # Sent again before the new TaskManagers registered: they are counted, nothing more asked.
-    rt.act(job(), submit(6))
-    assert kube.scale_requests == [(DEPLOYMENT, 3)]
-    assert len(flink.acted) == 2
-
-
-def test_a_submission_that_fits_asks_nothing_of_kubernetes(kube: FakeKube) -> None:
+def test_an_in_place_rescale_is_an_event_too(kube: FakeKube) -> None:
     rt, _ = runtime(kube)
-    rt.act(job(), submit(4))
-    assert kube.scale_requests == []
-    assert kube.count("get_replicas") == 1
-    rt.act(job(), Cancel("b" * 32))
-    assert kube.count("get_replicas") == 1  # only submissions need slots
-
-
-def test_at_the_maximum_the_job_is_submitted_with_a_warning(kube: FakeKube) -> None:
-    rt, flink = runtime(kube, max_replicas=2)
-    flink.client.overview_doc = {"taskmanagers": 1, "slots-total": 4, "slots-available": 0}
-    rt.act(job(), submit(12))
-    assert kube.scale_requests == [(DEPLOYMENT, 2)]
-    assert kube.reasons("ledger") == ["ScaledTaskManagers", "TaskManagersAtMaximum", "Submit"]
-    assert kube.events[1]["type"] == "Warning"
-
-
-def test_a_missing_deployment_fails_the_submission_saying_so(kube: FakeKube) -> None:
-    del kube.replicas[DEPLOYMENT]
-    rt, flink = runtime(kube)
-    flink.client.overview_doc = {"taskmanagers": 1, "slots-total": 4, "slots-available": 0}
-    with pytest.raises(Exception, match="cannot scale TaskManager Deployment 'flink-taskmanager'"):
-        rt.act(job(), submit(2))
-    assert flink.acted == []
-    assert kube.reasons("ledger") == ["SubmitFailed"]
-
-
-def test_slots_per_taskmanager_unknown_without_a_registered_one(kube: FakeKube) -> None:
-    rt, flink = runtime(kube)
-    flink.client.overview_doc = {"taskmanagers": 0, "slots-total": 0, "slots-available": 0}
-    with pytest.raises(FlinkError, match="--taskmanager-slots"):
-        rt.act(job(), submit(2))
-    tm = TaskManagerScaler(kube, DEPLOYMENT, 4, slots_per_taskmanager=2)
-    rt2 = KubeRuntime(flink, EventRecorder(kube), tm)  # type: ignore[arg-type]
-    rt2.act(job(), submit(3))  # the one replica not registered yet counts as 2 slots coming
-    assert kube.scale_requests == [(DEPLOYMENT, 2)]
-
-
-def test_an_in_place_rescale_up_counts_the_slots_the_job_holds(kube: FakeKube) -> None:
-    @dataclass(frozen=True)
-    class Rescale:
-        job_id: str
-        parallelism: int
-        kind: str = "rescale"
-
-    rt, flink = runtime(kube)
-    flink.client.overview_doc = {"taskmanagers": 1, "slots-total": 4, "slots-available": 2}
-    rt.act(job(2, running=2), Rescale("b" * 32, 4))  # type: ignore[arg-type]
-    assert kube.scale_requests == []  # two more, two free
-    rt.act(job(2, running=2), Rescale("b" * 32, 6))  # type: ignore[arg-type]
-    assert kube.scale_requests == [(DEPLOYMENT, 2)]
-    assert kube.reasons("ledger")[-1] == "Rescale"
-
-
-def test_the_autoscaler_may_count_the_taskmanagers_still_to_add(kube: FakeKube) -> None:
-    rt, flink = runtime(kube, max_replicas=3)
-    flink.slots_for_job = 4
-    assert rt.observe(job(), 0).slots_for_job == 4 + 2 * 4
-    flink.slots_for_job = None  # autoscaler off: nothing asked of Kubernetes
-    assert rt.observe(job(), 0).slots_for_job is None
-    plain, flink2 = runtime(kube, scaler=False)
-    flink2.slots_for_job = 4
-    assert plain.observe(job(), 0).slots_for_job == 4
+    rt.act(job(), Rescale("b" * 32, 3))
+    (event,) = kube.events
+    assert (event["reason"], event["message"]) == ("Rescale", f"job {'b' * 32} to parallelism 3")
