@@ -213,6 +213,9 @@ class _Decision:
                 st.error = None
                 self.note("Recovered", "Flink and Kafka answer again")
         self.observe_job(obs.job)
+        retained = obs.retained_checkpoint
+        if retained is not None and retained[1] > (st.last_checkpoint_time or 0):
+            st.last_checkpoint_path, st.last_checkpoint_time = retained
         if self.job.metadata.deletion_timestamp:
             return self.delete()
         if st.operation is not None:

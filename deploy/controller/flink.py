@@ -139,6 +139,9 @@ class FlinkRuntime:
         may_start = observed is None or observed.terminal or st.lifecycle == Lifecycle.SUSPENDED
         if may_start and not job.metadata.deletion_timestamp:
             precheck, kafka_error = self.precheck(job.spec)
+        retained = None
+        if st.job_id and observed is None:
+            retained = retained_checkpoint(st.job_id, st.last_checkpoint_path)
         samples: tuple[Sample, ...] = ()
         partitions = slots = None
         if (
@@ -160,6 +163,7 @@ class FlinkRuntime:
             partitions=partitions,
             slots_for_job=slots,
             adaptive=adaptive,
+            retained_checkpoint=retained,
         )
 
     def _requested(self, job: JobObservation) -> int | None:
@@ -352,6 +356,29 @@ class FlinkRuntime:
             with suppress(FlinkError):
                 self.client.cancel(got)
             raise FlinkError(f"Flink started the job as {got}, not {action.job_id}; cancelled it")
+
+
+def retained_checkpoint(job_id: str, known: str | None) -> tuple[str, int] | None:
+    """The newest complete checkpoint `job_id` left in its checkpoint folder, (path, epoch ms),
+    found next to `known` (a checkpoint the controller saw, `file:…/<job id>/chk-N`).
+
+    A job lost with its JobManager keeps completing checkpoints until the end, and Flink deletes
+    each one the next subsumes: the last checkpoint the controller saw may be gone, and resuming
+    from an older one would repeat output already committed. Only local (`file:`) folders can be
+    looked at; elsewhere this is None and the last checkpoint seen is used."""
+    if not known or not known.startswith("file:"):
+        return None
+    base = Path("/" + known.removeprefix("file:").lstrip("/")).parent.parent
+    newest: tuple[str, int] | None = None
+    for metadata in (base / job_id).glob("chk-*/_metadata"):
+        try:
+            info = metadata.stat()
+        except OSError:
+            continue  # deleted meanwhile
+        written = int(info.st_mtime * 1000)
+        if info.st_size > 0 and (newest is None or written > newest[1]):
+            newest = (f"file:{metadata.parent}", written)
+    return newest
 
 
 _PYTHON_ERROR = re.compile(r"^\s*([A-Za-z_][\w.]*(Error|Exception)|Exception): .+")
