@@ -38,9 +38,11 @@ class Prometheus:
     def __init__(self, url: str) -> None:
         self.url = url
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """An instant query's result; AssertionError with Prometheus's message if it fails."""
-        answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=30).json()
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query's result (now, or at the epoch seconds `at`); AssertionError with
+        Prometheus's message if it fails."""
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        answer = httpx.get(f"{self.url}/api/v1/query", params=params, timeout=30).json()
         assert answer.get("status") == "success", f"{expr}: {answer.get('error')}"
         result: list[dict[str, Any]] = answer["data"]["result"]
         return result
