@@ -53,13 +53,13 @@ def jobs(
 
 
 class Exposition:
-    """One endpoint's metrics: the sample names declared (by # TYPE, counters with their
-    `_total`) and the label sets each sample name is exposed with."""
+    """Endpoints' metrics: the sample names declared (by # TYPE, counters with their `_total`)
+    and the label sets each sample name is exposed with."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, *texts: str) -> None:
         self.declared: set[str] = set()
         self.samples: dict[str, list[dict[str, str]]] = {}
-        for family in text_string_to_metric_families(text):
+        for family in (f for text in texts for f in text_string_to_metric_families(text)):
             self.declared.add(family.name + ("_total" if family.type == "counter" else ""))
             for sample in family.samples:
                 self.declared.add(sample.name)
@@ -70,8 +70,8 @@ class Exposition:
         return {s[label] for s in self.samples.get(name, []) if label in s}
 
 
-def _scrape(port: int) -> Exposition:
-    return Exposition(monitored.scrape(port))
+def _scrape(*ports: int) -> Exposition:
+    return Exposition(*(monitored.scrape(port) for port in ports))
 
 
 def _endpoints(stack: RunningStack) -> dict[str, int]:
@@ -81,18 +81,24 @@ def _endpoints(stack: RunningStack) -> dict[str, int]:
     return {c["name"]: c["metrics_port"] for c in comps if c["metrics_port"] is not None}
 
 
+def _taskmanagers(ports: dict[str, int]) -> dict[str, int]:
+    return {name: port for name, port in ports.items() if name.startswith("taskmanager-")}
+
+
 def test_status_json_names_each_metrics_port_and_each_serves_its_metrics(
     stack: RunningStack,
 ) -> None:
     ports = _endpoints(stack)
-    assert set(ports) == {"jobmanager", "taskmanager-1", "controller"}
     assert ports["jobmanager"] == stack.settings.metrics_port
-    assert ports["taskmanager-1"] == stack.settings.metrics_port + 1
     assert ports["controller"] == stack.settings.controller_port
-    prefixes = {"jobmanager": "flink_jobmanager_", "taskmanager-1": "flink_taskmanager_",
-                "controller": "eddyline_"}  # fmt: skip
+    taskmanagers = _taskmanagers(ports)
+    assert "taskmanager-1" in taskmanagers  # more when the stack adds TaskManagers for slots
+    for name, port in taskmanagers.items():
+        assert port == stack.settings.metrics_port + int(name.removeprefix("taskmanager-"))
+    assert set(ports) == {"jobmanager", "controller", *taskmanagers}
     for name, port in ports.items():
-        assert any(n.startswith(prefixes[name]) for n in _scrape(port).declared), name
+        prefix = "eddyline_" if name == "controller" else f"flink_{name.split('-')[0]}_"
+        assert any(n.startswith(prefix) for n in _scrape(port).declared), name
 
 
 def test_the_endpoints_expose_every_documented_family_for_the_running_jobs(
@@ -100,7 +106,7 @@ def test_the_endpoints_expose_every_documented_family_for_the_running_jobs(
 ) -> None:
     ports = _endpoints(stack)
     flink = {"flink_jobmanager_": _scrape(ports["jobmanager"]),
-             "flink_taskmanager_": _scrape(ports["taskmanager-1"])}  # fmt: skip
+             "flink_taskmanager_": _scrape(*_taskmanagers(ports).values())}  # fmt: skip
     ctl = _scrape(ports["controller"])
     for name in (*families.JOBMANAGER, *families.TASKMANAGER):
         where = flink["flink_jobmanager_" if name.startswith("flink_jobmanager_") else
@@ -143,7 +149,7 @@ def test_every_grafana_panel_query_reads_exposed_metrics_and_returns_data(
         exposed |= set(_scrape(port).samples)
     targets = {
         "flink-jobmanager": [f"localhost:{ports['jobmanager']}"],
-        "flink-taskmanager": [f"localhost:{ports['taskmanager-1']}"],
+        "flink-taskmanager": [f"localhost:{p}" for p in _taskmanagers(ports).values()],
         "eddyline-controller": [f"localhost:{ports['controller']}"],
     }
     selected = "|".join(j.name for j in jobs.values())
