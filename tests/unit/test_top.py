@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from deploy import cli_monitor
@@ -413,3 +414,46 @@ def test_kubectl_is_found_by_env_then_the_built_tools(
     built.chmod(0o755)
     monkeypatch.setattr(cli_monitor, "KUBE_TOOLS", tmp_path)
     assert cli_monitor.find_kubectl() == str(built)
+
+
+def test_dashboard_kube_without_a_kubeconfig_says_so(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["dashboard", "--kube", "--kubeconfig", str(tmp_path / "none")])
+    assert result.exit_code == 1
+    assert "cannot connect to Kubernetes" in result.stderr
+
+
+def test_dashboard_kube_without_kubectl_prints_the_port_forward_to_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {"name": "c", "cluster": {"server": f"http://127.0.0.1:{ports.free_port()}"}}
+                ],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [
+                    {"name": "x", "context": {"cluster": "c", "user": "u", "namespace": "flink"}}
+                ],
+                "current-context": "x",
+            }
+        )
+    )  # an API server that is not there: no Ingress can be listed either
+    monkeypatch.delenv(cli_monitor.KUBECTL_ENV, raising=False)
+    monkeypatch.setattr(cli_monitor, "KUBE_TOOLS", tmp_path / "no-tools")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    result = runner.invoke(
+        app, ["dashboard", "--kube", "--kubeconfig", str(config), "--local-port", "18081",
+              "-o", "json"]
+    )  # fmt: skip
+    assert result.exit_code == 1
+    answer = json.loads(result.stdout)
+    assert answer["url"] is None
+    assert answer["ingress"] == []
+    assert answer["portForward"] == (
+        f"kubectl --kubeconfig {config} --namespace flink port-forward --address 127.0.0.1 "
+        "service/eddyline-jobmanager 18081:8081"
+    )
