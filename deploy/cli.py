@@ -16,6 +16,12 @@ from deploy.cli_common import Output, OutputOpt, StateDir, console, err, fail, s
 from deploy.errors import EddylineError
 from deploy.stack import control, state
 
+
+class Scheduler(StrEnum):
+    adaptive = "adaptive"
+    default = "default"
+
+
 app = typer.Typer(
     help="Eddyline: run PyFlink jobs on a real Kafka + Flink stack, locally or on Kubernetes.",
     no_args_is_help=True,
@@ -40,7 +46,14 @@ def up(
         int | None, typer.Option(help="JobManager Prometheus port; TaskManagers +1… [9249]")
     ] = None,
     taskmanagers: Annotated[int | None, typer.Option(help="TaskManager processes [1]")] = None,
+    max_taskmanagers: Annotated[
+        int | None, typer.Option(help="TaskManagers the stack may grow to for jobs' slots [4]")
+    ] = None,
     slots: Annotated[int | None, typer.Option(help="slots per TaskManager [4]")] = None,
+    scheduler: Annotated[
+        Scheduler | None,
+        typer.Option(help="Flink's scheduler; adaptive rescales jobs in place [adaptive]"),
+    ] = None,
     jobmanager_memory: Annotated[
         str | None, typer.Option(help="JobManager process size [1024m]")
     ] = None,
@@ -59,7 +72,9 @@ def up(
         flink_rpc_port=flink_rpc_port,
         metrics_port=metrics_port,
         taskmanagers=taskmanagers,
+        max_taskmanagers=max_taskmanagers,
         slots=slots,
+        scheduler=scheduler.value if scheduler else None,
         jobmanager_memory=jobmanager_memory,
         taskmanager_memory=taskmanager_memory,
         kafka_heap=kafka_heap,

@@ -592,7 +592,8 @@ def scale(
     timeout: Timeout = 300.0,
     output: ListOpt = ListOutput.table,
 ) -> None:
-    """Change the job's parallelism (a spec change: the job is upgraded per its upgradeMode)."""
+    """Change the job's parallelism: in place on the adaptive scheduler (same job, from its
+    latest checkpoint), else an upgrade per its upgradeMode."""
 
     def change(spec: FlinkJobSpec) -> FlinkJobSpec:
         return spec.with_job(parallelism=parallelism)

@@ -40,7 +40,7 @@ class StackSettings(BaseSettings):
         4, ge=1, le=16, description="TaskManagers the stack may grow to when jobs want more slots"
     )
     scheduler: Literal["adaptive", "default"] = Field(
-        "default",
+        "adaptive",
         description="Flink's job scheduler; `adaptive` lets the autoscaler rescale jobs in place",
     )
     slots: int = Field(4, ge=1, le=64, description="task slots per TaskManager")

@@ -34,6 +34,10 @@ def managed(stack: RunningStack, tmp_path: Path) -> Iterator[Managed]:
         m.close()
 
 
+# A spec change that needs a new job (unlike a parallelism change alone, done in place).
+UPGRADED_CONFIG = {"pipeline.name": "ledger-v2"}
+
+
 class Ledger:
     """A ledger FlinkJob on its own topics, and what it must have written."""
 
@@ -104,7 +108,9 @@ def test_submit_runs_and_a_savepoint_upgrade_keeps_the_ledgers_state(managed: Ma
     assert first.status.last_reconciled_spec == first.spec
     ledger.wait_output(1)
 
-    done = managed.cli("scale", ledger.name, "--parallelism", "2")
+    # A configuration change with the parallelism: a savepoint upgrade (a parallelism change
+    # alone is done in place, see test_rescale.py).
+    done = managed.submit(ledger.doc(2, flinkConfiguration=UPGRADED_CONFIG))
     assert done.returncode == 0, done.stderr
     upgraded = managed.wait_running(ledger.name, 2)
     st = upgraded.status
@@ -221,7 +227,7 @@ def test_a_controller_killed_in_an_upgrade_resumes_it_with_exactly_one_job(
     assert managed.controller is not None
     managed.controller.stop()
     doomed = managed.start_controller(failpoints=failpoint)
-    assert managed.cli("scale", ledger.name, "--parallelism", "2").returncode == 0
+    assert managed.submit(ledger.doc(2, flinkConfiguration=UPGRADED_CONFIG)).returncode == 0
     assert doomed.wait_killed() == -9, doomed.tail()
 
     # What the dead controller had written before it died: the savepoint and the new job's id.

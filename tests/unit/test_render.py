@@ -46,9 +46,19 @@ def test_flink_config_is_yaml_with_the_settings(tmp_path: Path) -> None:
 
 def test_flink_config_takes_extra_keys(tmp_path: Path) -> None:
     text = render.flink_config(
-        _settings(tmp_path), Path("/p"), extra={"jobmanager.scheduler": "adaptive"}
+        _settings(tmp_path), Path("/p"), extra={"pipeline.object-reuse": "true"}
     )
-    assert yaml.safe_load(text)["jobmanager.scheduler"] == "adaptive"
+    assert yaml.safe_load(text)["pipeline.object-reuse"] is True
+
+
+def test_the_scheduler_is_adaptive_by_default_with_a_short_flink_cooldown(tmp_path: Path) -> None:
+    conf = yaml.safe_load(render.flink_config(_settings(tmp_path), Path("/p")))
+    assert conf["jobmanager.scheduler"] == "adaptive"
+    assert conf["jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling"] == "5 s"
+    default = _settings(tmp_path).model_copy(update={"scheduler": "default"})
+    conf = yaml.safe_load(render.flink_config(default, Path("/p")))
+    assert conf["jobmanager.scheduler"] == "default"
+    assert "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling" not in conf
 
 
 def test_kafka_properties_single_node_kraft(tmp_path: Path) -> None:
