@@ -11,7 +11,7 @@ MVN ?= mvn
 MVN_FLAGS := -B -ntp -q
 PYTEST_ARGS ?=
 
-.PHONY: setup venv jars monitoring-tools demo test bench check lint typecheck unit integration down clean
+.PHONY: setup venv jars monitoring-tools demo test bench check lint typecheck unit integration down clean soak reliability
 
 setup: venv jars
 
@@ -56,7 +56,7 @@ demo: setup
 
 ## test: set up, lint, type-check and run the whole suite against a real stack
 test: setup monitoring-tools check kube-tools
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not soak" $(PYTEST_ARGS)
 
 check: lint typecheck
 
@@ -68,10 +68,10 @@ typecheck:
 	$(VENV)/bin/mypy
 
 unit: setup
-	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit -m "not soak" $(PYTEST_ARGS)
 
 integration: setup monitoring-tools
-	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration -m "not soak" $(PYTEST_ARGS)
 
 k8s: setup kube-tools
 	$(PY) -m pytest tests/k8s $(PYTEST_ARGS)
@@ -89,6 +89,15 @@ bench: setup
 	$(PY) -m bench.throughput --events $(BENCH_EVENTS) $(BENCH_ARGS)
 	$(PY) -m bench.controller
 	$(PY) -m bench.autoscaler --steady $(BENCH_STEADY)
+
+## soak: the long fault and fuzz runs (servers killed under 400,000 movements, more fuzzing) with
+##       the short ones; figures to bench/results/reliability.json and README's Reliability section
+soak: setup monitoring-tools
+	$(PY) -m bench.reliability --soak
+
+## reliability: the short fault and fuzz runs only (as in `make test`), with the same report
+reliability: setup monitoring-tools
+	$(PY) -m bench.reliability
 
 ## down: stop the local stack started by `make demo`
 down:
