@@ -27,6 +27,9 @@ from deploy.spec import AutoscalerSpec, milliseconds, seconds
 KEY_GROUPS = 128  # Flink's default max parallelism for parallelism ≤ 128
 MIN_BACKLOG_S = 10  # a backlog of at least this many seconds of input…
 MIN_BACKLOG_RECORDS = 1_000  # …and this many records makes a busy job short of capacity
+# Below this many records/s in, a vertex says nothing about its capacity: a job warming up reads
+# busy (its Python worker starting) at a trickle, which would extrapolate to absurd needs.
+MIN_EVIDENCE_RATE = 1.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,22 @@ def window(samples: list[Sample], now: int, spec: AutoscalerSpec) -> list[Sample
     return [s for s in samples if s.time >= horizon]
 
 
+def evidence(samples: list[Sample], now: int, spec: AutoscalerSpec) -> tuple[list[Sample], str]:
+    """The samples a decision may rest on, or why there are none yet. They count from when
+    records first flow — before that (a job still starting its Python workers) there is lag but
+    no evidence of what the job can do — and must span half a window, so that one noisy sample
+    cannot move the job."""
+    recent = window(samples, now, spec)
+    flowing = next((i for i, s in enumerate(recent) if s.input_rate >= MIN_EVIDENCE_RATE), None)
+    if flowing is None and recent and recent[-1].lag >= MIN_BACKLOG_RECORDS:
+        return [], "waiting for records to flow"  # records wait, none move: starting (or stuck)
+    recent = recent[flowing or 0 :]  # nothing waiting either: an idle job, all of it counts
+    span_ms = recent[-1].time - recent[0].time
+    if len(recent) < 2 or span_ms < milliseconds(spec.metrics_window) / 2:
+        return [], "collecting metrics"
+    return recent, ""
+
+
 def decide(  # noqa: PLR0911, PLR0912 - one return per rule reads best
     spec: AutoscalerSpec,
     samples: list[Sample],
@@ -110,11 +129,10 @@ def decide(  # noqa: PLR0911, PLR0912 - one return per rule reads best
         return keep("stabilising after a restart")
     if history.last_rescale_at and now - history.last_rescale_at < milliseconds(spec.cooldown):
         return keep("cooling down after a rescale")
-    recent = window(samples, now, spec)
-    span_ms = recent[-1].time - recent[0].time if recent else 0
-    # Half a window of metrics at least, so one noisy sample cannot move the job.
-    if len(recent) < 2 or span_ms < milliseconds(spec.metrics_window) / 2:
-        return keep("collecting metrics")
+    recent, waiting = evidence(samples, now, spec)
+    if waiting:
+        return keep(waiting)
+    span_ms = recent[-1].time - recent[0].time
 
     lag = recent[-1].lag
     lag_growth = (recent[-1].lag - recent[0].lag) / max(span_ms / 1000, 1e-3)
@@ -137,8 +155,8 @@ def decide(  # noqa: PLR0911, PLR0912 - one return per rule reads best
         rate = sum(v.records_in_per_s for v in points) / len(points)
         if busy > utilisation:
             utilisation, bottleneck = busy, name
-        if busy <= 0.01 or rate <= 0:
-            continue  # idle: it says nothing about capacity
+        if busy <= 0.01 or rate < MIN_EVIDENCE_RATE:
+            continue  # idle or barely fed: it says nothing about capacity
         true_rate_per_subtask = rate / current / busy
         share = rate / source_out if source_out > 0 else 1.0
         vertex_target = target_rate * share

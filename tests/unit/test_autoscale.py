@@ -186,3 +186,59 @@ def test_bounds_are_respected() -> None:
     spec = SPEC.model_copy(update={"min_parallelism": 2, "max_parallelism": 4})
     data = samples(20_000, 2, lag_step=5000)
     assert decide(spec, data, History(), data[-1].time, 16).parallelism == 4
+
+
+def test_a_job_warming_up_is_not_scaled_on_a_trickle() -> None:
+    """Seen in bench.autoscaler on a loaded machine: right after the start the ledger's vertices
+    read 95 % busy (Python workers starting) at a trickle of records while the backlog of the
+    start-up waited; extrapolated, that 'needed' 6,495 subtasks and the job went 1 → 4."""
+    data = []
+    for i in range(13):
+        warming = i < 8
+        data.append(
+            Sample(
+                time=T0 + i * 5000,
+                parallelism=1,
+                vertices=(
+                    VertexSample(
+                        "source", 0.05, 0.0, records_out_per_s=0.0 if warming else 250.0,
+                        is_source=True,
+                    ),
+                    VertexSample("process", busy=0.95, records_in_per_s=0.02 if warming else 250.0),
+                ),
+                lag=10_000 + (i * 1250 if warming else 0),
+                input_rate=0.0 if warming else 250.0,
+            )
+        )  # fmt: skip
+    # While nothing flows: no decision at all.
+    d = run(data[:8])
+    assert not d.act
+    assert d.reason == "waiting for records to flow"
+    # Once records flow, the metrics count from then: collecting, not scaling on the warm-up.
+    d = run(data)
+    assert not d.act
+    assert d.reason == "collecting metrics"
+
+
+def test_a_barely_fed_vertex_is_no_evidence_of_capacity() -> None:
+    data = samples(1200, 2)
+    trickle = [
+        Sample(
+            s.time,
+            s.parallelism,
+            (*s.vertices, VertexSample("slow-start", busy=0.95, records_in_per_s=0.5)),
+            s.lag,
+            s.input_rate,
+        )
+        for s in data
+    ]
+    d = run(trickle)
+    assert not d.act
+    assert d.inputs["needed"] <= 2
+
+
+def test_an_idle_job_still_scales_down_after_the_delay() -> None:
+    data = samples(0, 4, seconds=60)
+    d = run(data, History(scale_down_wanted_since=T0 - 200_000))
+    assert d.act
+    assert d.parallelism == 1
