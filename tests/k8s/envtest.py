@@ -98,11 +98,12 @@ class Kube:
 
     @property
     def env(self) -> dict[str, str]:
-        """os.environ pointed at this cluster; helm keeps its config and cache under root."""
+        """os.environ pointed at this cluster; kubectl and helm keep their caches under root."""
         helm_home = self.root / "helm"
         return {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
+            "KUBECACHEDIR": str(self.root / "kube-cache"),
             "HELM_CONFIG_HOME": str(helm_home / "config"),
             "HELM_CACHE_HOME": str(helm_home / "cache"),
             "HELM_DATA_HOME": str(helm_home / "data"),
@@ -111,6 +112,25 @@ class Kube:
     def new_client(self) -> client.ApiClient:
         """A fresh ApiClient for the admin user (one per thread or per controller under test)."""
         return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def service_account_kubeconfig(
+        self, namespace: str, name: str, expiration_seconds: int = 3600
+    ) -> Path:
+        """A kubeconfig that authenticates as an existing ServiceAccount (a TokenRequest token),
+        to run a process with exactly the permissions RBAC grants that account."""
+        core = client.CoreV1Api(self.api_client)
+        request = core.create_namespaced_service_account_token(
+            name,
+            namespace,
+            client.AuthenticationV1TokenRequest(
+                spec=client.V1TokenRequestSpec(
+                    audiences=[ISSUER], expiration_seconds=expiration_seconds
+                )
+            ),
+        )
+        path = self.root / f"kubeconfig-sa-{namespace}-{name}"
+        write_kubeconfig(path, self.server, self.ca_file, {"token": request.status.token})
+        return path
 
     def run(
         self, tool: str, *args: str, check: bool = True, input_text: str | None = None
@@ -291,33 +311,27 @@ def make_pki(pki: Path) -> None:
     _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
 
 
-def write_kubeconfig(path: Path, server: str, pki: Path) -> None:
-    def b64(name: str) -> str:
-        return base64.b64encode((pki / name).read_bytes()).decode()
-
+def write_kubeconfig(path: Path, server: str, ca_file: Path, user: dict[str, str]) -> None:
+    """A self-contained kubeconfig (certificates inline) for `user` (kubeconfig user fields)."""
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
             {
                 "name": "envtest",
-                "cluster": {"server": server, "certificate-authority-data": b64("ca.crt")},
+                "cluster": {"server": server, "certificate-authority-data": _b64(ca_file)},
             }
         ],
-        "users": [
-            {
-                "name": "admin",
-                "user": {
-                    "client-certificate-data": b64("admin.crt"),
-                    "client-key-data": b64("admin.key"),
-                },
-            }
-        ],
-        "contexts": [{"name": "envtest", "context": {"cluster": "envtest", "user": "admin"}}],
+        "users": [{"name": "user", "user": user}],
+        "contexts": [{"name": "envtest", "context": {"cluster": "envtest", "user": "user"}}],
         "current-context": "envtest",
     }
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     path.chmod(0o600)
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
 
 
 # --- health checks -----------------------------------------------------------------------------
@@ -424,6 +438,8 @@ def _start(
             f"--etcd-servers={etcd_url}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
+            # A loopback address may not be the `kubernetes` Service's endpoint (as in envtest).
+            "--endpoint-reconciler-type=none",
             f"--secure-port={api_port}",
             f"--cert-dir={pki}",
             f"--tls-cert-file={pki / 'apiserver.crt'}",
@@ -441,7 +457,11 @@ def _start(
         logs,
     )
     components.append(apiserver)
-    write_kubeconfig(root / "kubeconfig", server, pki)
+    admin = {
+        "client-certificate-data": _b64(pki / "admin.crt"),
+        "client-key-data": _b64(pki / "admin.key"),
+    }
+    write_kubeconfig(root / "kubeconfig", server, pki / "ca.crt", admin)
     admin_tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
     admin_tls.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
     wait_until(apiserver, "ready /readyz", _http_ok(f"{server}/readyz", admin_tls), timeout)
@@ -460,6 +480,8 @@ def _start(
             f"--secure-port={kcm_port}",
             f"--cert-dir={root / 'kcm-certs'}",
             f"--service-account-private-key-file={pki / 'sa.key'}",
+            # Else it creates /usr/libexec/kubernetes/kubelet-plugins/volume/exec on the host.
+            f"--flex-volume-plugin-dir={root / 'flexvolume'}",
             f"--root-ca-file={pki / 'ca.crt'}",
             f"--cluster-signing-cert-file={pki / 'ca.crt'}",
             f"--cluster-signing-key-file={pki / 'ca.key'}",

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from tests.k8s.envtest import Kube
@@ -231,6 +231,19 @@ def test_rbac_is_enforced(kube: Kube, namespace: str) -> None:
         ),
     )
     eventually(can_list_pods, timeout=30, what="the RoleBinding to take effect")
+
+    # The same, for real requests made with the ServiceAccount's own token.
+    sa_client = config.new_client_from_config(
+        config_file=str(kube.service_account_kubeconfig(namespace, "reader"))
+    )
+    try:
+        as_reader = client.CoreV1Api(sa_client)
+        assert as_reader.list_namespaced_pod(namespace).items == []
+        with pytest.raises(ApiException) as err:
+            as_reader.list_namespaced_secret(namespace)
+        assert err.value.status == 403
+    finally:
+        sa_client.close()
 
 
 def test_kubectl_sees_the_kwok_nodes(kube: Kube) -> None:
