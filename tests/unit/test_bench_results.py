@@ -33,3 +33,6 @@ def test_convergence_is_when_the_lag_stays_bounded_for_the_hold() -> None:
     # The step at t=10 s; bounded (≤ 100) from t=16 s on.
     assert convergence(points, 10.0, 100) == 6.0
     assert convergence(_points([0] * 5 + [900] * 30), 10.0, 100) is None
+    # Bounded for a while, then not again: not converged.
+    relapse = _points([0] * 5 + [900, 50] + [10] * hold + [900, 900])
+    assert convergence(relapse, 10.0, 100) is None
