@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ _ORDER = [
     "minItems",
     "maxItems",
     "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-validations",
     "required",
     "items",
     "additionalProperties",
@@ -207,8 +209,14 @@ class _Translator:
         merged = {**branches[0], **{k: v for k, v in schema.items() if k != "anyOf"}}
         out = self.node(merged, where)
         out["nullable"] = True
-        if "enum" in out:  # the API server checks enum membership even for null
-            out["enum"] = [*out["enum"], None]
+        if "enum" in out:
+            # The API server checks `enum` even for null, and no enum entry lets null through;
+            # a CEL rule is skipped for null, so it carries the allowed values instead.
+            allowed = out.pop("enum")
+            choices = ", ".join(json.dumps(v) for v in allowed)
+            out["x-kubernetes-validations"] = [
+                {"rule": f"self in [{choices}]", "message": f"must be one of {choices}"}
+            ]
         return out
 
 

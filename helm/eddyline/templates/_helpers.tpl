@@ -185,6 +185,9 @@ Environment every Flink container shares: where Flink finds its configuration an
   value: /opt/flink/log
 - name: FLINK_PID_DIR
   value: /tmp
+# Python (the job drivers, the UDF workers) may write under $HOME: keep it on the emptyDir.
+- name: HOME
+  value: /tmp
 - name: POD_IP
   valueFrom:
     fieldRef:
