@@ -312,16 +312,23 @@ def test_flinkjobs_created_upgraded_suspended_and_deleted_by_the_in_cluster_cont
     assert described.returncode == 0, described.stderr
     assert str(first.status.job_id) in described.stdout
 
-    # Upgrade: a spec change is a savepoint upgrade, followed with --wait.
+    # Scale with eddyline --wait: in place where Flink runs the adaptive scheduler, else a
+    # savepoint upgrade (decide.py chooses).
     scaled = cluster.eddyline("scale", name, "--parallelism", "2", "--wait", "--timeout", "240")
     assert scaled.returncode == 0, scaled.stderr + cluster.tail()
-    upgraded = cluster.running(name, 2, timeout=5)
+    rescaled = cluster.running(name, 2, timeout=5)
+    assert rescaled.status.parallelism == 2
+    in_place = rescaled.status.job_id == first.status.job_id
+
+    # Any other change to the deployment (kubectl patch) is a savepoint upgrade.
+    cluster.patch(name, {"spec": {"checkpointing": {"interval": "2s"}}})
+    upgraded = cluster.running(name, 3)
     st = upgraded.status
-    assert st.job_id != first.status.job_id
+    assert st.job_id != rescaled.status.job_id
     assert st.parallelism == 2
     assert st.upgrade_savepoint_path is not None
-    assert [s.trigger for s in st.savepoints] == ["upgrade"]
-    assert cluster.flink_state(first.status.job_id) == "FINISHED"
+    assert [s.trigger for s in st.savepoints][-1] == "upgrade"
+    assert cluster.flink_state(rescaled.status.job_id) == "FINISHED"
 
     # Suspend with kubectl; resume with eddyline.
     cluster.patch(name, {"spec": {"job": {"state": "suspended"}}})
@@ -335,7 +342,7 @@ def test_flinkjobs_created_upgraded_suspended_and_deleted_by_the_in_cluster_cont
     assert savepoint is not None
     resumed = cluster.eddyline("resume", name, "--wait", "--timeout", "240")
     assert resumed.returncode == 0, resumed.stderr + cluster.tail()
-    running = cluster.running(name, 4, timeout=5)
+    running = cluster.running(name, 5, timeout=5)
     assert running.status.upgrade_savepoint_path == savepoint
 
     # Delete with a final savepoint: the finalizer keeps the FlinkJob until it is taken.
@@ -346,7 +353,11 @@ def test_flinkjobs_created_upgraded_suspended_and_deleted_by_the_in_cluster_cont
     assert deleting["metadata"]["deletionTimestamp"]
     assert deleting["metadata"]["finalizers"] == [FINALIZER]
     cluster.wait(name, lambda j: j is None, "be deleted", timeout=120)
-    assert cluster.flink_state(running.status.job_id) == "FINISHED"  # stopped, not cancelled
+    # Stopped with the savepoint (not cancelled): it finishes once the savepoint is complete.
+    deadline = time.monotonic() + 30
+    while cluster.flink_state(running.status.job_id) != "FINISHED":
+        assert time.monotonic() < deadline, cluster.flink_state(running.status.job_id)
+        time.sleep(0.5)
     deleted = [e.message for e in cluster.events(name) if e.reason == "Deleted"]
     assert len(deleted) == 1
     assert deleted[0].startswith("final savepoint file:")
@@ -361,7 +372,9 @@ def test_flinkjobs_created_upgraded_suspended_and_deleted_by_the_in_cluster_cont
     for reason in ("Submitting", "Submit", "Deployed", "Upgrading", "StopWithSavepoint",
                    "Suspended", "Deleted"):  # fmt: skip
         assert reason in reasons, reasons
-    assert reasons.count("Submit") == 3  # first run, upgrade, resume
+    # first run, upgrade, resume (and the scale, unless it was in place)
+    assert reasons.count("Submit") == (3 if in_place else 4)
+    assert ("Rescale" in reasons) == in_place
     for e in events:
         assert e.involved_object.uid == uid
         assert e.involved_object.kind == "FlinkJob"
