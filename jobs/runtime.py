@@ -60,7 +60,8 @@ def table_env(
 ) -> StreamTableEnvironment:
     t_env = StreamTableEnvironment.create(env)
     conf = t_env.get_config()
-    conf.set("pipeline.name", name)
+    if "pipeline.name" not in _configuration(env):  # the controller names it after the FlinkJob
+        conf.set("pipeline.name", name)
     # Window bounds are computed from epoch milliseconds; UTC keeps them independent of the host.
     conf.set("table.local-time-zone", "UTC")
     conf.set("table.exec.source.idle-timeout", f"{args.idle_timeout} ms")

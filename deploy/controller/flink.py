@@ -35,11 +35,13 @@ SAMPLE_EVERY_MS = 5_000
 _SUBMIT_LOCK = threading.Lock()
 
 
-def job_configuration(spec: FlinkJobSpec) -> dict[str, str]:
+def job_configuration(spec: FlinkJobSpec, name: str | None = None) -> dict[str, str]:
     """The Flink configuration a job is submitted with: the spec's checkpointing, parallelism and
-    restart settings first, the user's flinkConfiguration over them."""
+    restart settings first, the user's flinkConfiguration over them. The Flink job is named after
+    the FlinkJob, so the dashboard, Flink's metrics and the controller's agree on its name."""
     cp = spec.checkpointing
     conf = {
+        **({"pipeline.name": name} if name else {}),
         "parallelism.default": str(spec.job.parallelism),
         "execution.checkpointing.interval": f"{milliseconds(cp.interval)} ms",
         "execution.checkpointing.mode": cp.mode.value,
@@ -312,7 +314,7 @@ class FlinkRuntime:
 
     def act(self, job: FlinkJob, action: Action) -> None:
         if isinstance(action, Submit):
-            self.submit(action)
+            self.submit(action, job.name)
         elif isinstance(action, StopWithSavepoint):
             self.client.stop_with_savepoint(action.job_id, action.trigger_id)
         elif isinstance(action, TriggerSavepoint):
@@ -330,15 +332,15 @@ class FlinkRuntime:
         elif isinstance(action, Forget):
             pass  # the store forgets; nothing to do on Flink
 
-    def submit(self, action: Submit) -> None:
+    def submit(self, action: Submit, name: str | None = None) -> None:
         spec = action.spec
         entry = entries.resolve(spec.job.entry, self.allowed_dirs)
         # One at a time: Flink runs a Python job's driver inside the JobManager, and concurrent
         # runs there were seen to swap their settings (a job got another's id and program).
         with _SUBMIT_LOCK:
-            self._submit(entry, action)
+            self._submit(entry, action, name)
 
-    def _submit(self, entry: entries.Entry, action: Submit) -> None:
+    def _submit(self, entry: entries.Entry, action: Submit, name: str | None) -> None:
         spec = action.spec
         got = pyjobs.submit(
             self.client,
@@ -348,7 +350,7 @@ class FlinkRuntime:
             savepoint_path=action.savepoint_path,
             allow_non_restored_state=spec.job.allow_non_restored_state,
             job_id=action.job_id,
-            configuration=job_configuration(spec),
+            configuration=job_configuration(spec, name),
             entry_flag=entry.flag,
         )
         if got != action.job_id:

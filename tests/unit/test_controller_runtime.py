@@ -240,6 +240,11 @@ def test_job_configuration_and_args() -> None:
     assert conf["parallelism.default"] == "7"  # the user's configuration wins
     own = flinkjob(flinkConfiguration={"restart-strategy.type": "none"}).spec
     assert "restart-strategy.fixed-delay.attempts" not in job_configuration(own)
+    # Named after the FlinkJob, unless the user names the pipeline.
+    assert job_configuration(spec, "ledger-eu")["pipeline.name"] == "ledger-eu"
+    assert "pipeline.name" not in job_configuration(spec)
+    renamed = flinkjob(flinkConfiguration={"pipeline.name": "mine"}).spec
+    assert job_configuration(renamed, "ledger-eu")["pipeline.name"] == "mine"
 
     assert job_args(spec, "k:1") == ["--orders-topic", "orders", "--bootstrap-servers", "k:1"]
     named = flinkjob(job={"args": ["--bootstrap-servers=b:2"]}).spec
@@ -703,7 +708,7 @@ def test_submit_uploads_the_jar_once_and_runs_the_python_driver(api: Api, rt: Fl
         ],
         "parallelism": 2,
         "jobId": "a" * 32,
-        "flinkConfiguration": job_configuration(job.spec),
+        "flinkConfiguration": job_configuration(job.spec, job.name),
         "savepointPath": "file:/sp/1",
         "allowNonRestoredState": True,
     }
