@@ -1,1 +1,26 @@
-"""Shared test helpers."""
+"""Shared test fixtures: the real local stack (Kafka + Flink), started once per session for
+every folder that asks for it (tests/integration, tests/k8s)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from deploy.errors import EddylineError
+from deploy.stack import control
+from tests.integration.stacks import RunningStack, free_settings
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """One stack for the session. If it cannot start, every test using it fails saying why."""
+    settings = free_settings(tmp_path_factory.mktemp("stack"))
+    try:
+        result = control.up(settings)
+    except EddylineError as e:
+        pytest.fail(f"the local stack did not start: {e}", pytrace=False)
+    try:
+        yield RunningStack(settings, result.state)
+    finally:
+        control.down(settings.state_dir)

@@ -1,31 +1,12 @@
-"""The real local stack (Kafka + Flink) for integration tests, started once per session."""
+"""Integration tests: marked, and given the session's local stack (the `stack` fixture lives in
+tests/conftest.py, so tests/k8s shares the same one)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-
-from deploy.errors import EddylineError
-from deploy.stack import control
-from tests.integration.stacks import RunningStack, free_settings
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.path):
             item.add_marker(pytest.mark.integration)
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """One stack for the session. If it cannot start, every test using it fails saying why."""
-    settings = free_settings(tmp_path_factory.mktemp("stack"))
-    try:
-        result = control.up(settings)
-    except EddylineError as e:
-        pytest.fail(f"the local stack did not start: {e}", pytrace=False)
-    try:
-        yield RunningStack(settings, result.state)
-    finally:
-        control.down(settings.state_dir)

@@ -1,5 +1,5 @@
 """The controller in Kubernetes mode, in-cluster, against a real API server (tests/k8s/envtest.py)
-and the real local Kafka + Flink stack (the `stack` fixture of tests/integration, re-exported).
+and the real local Kafka + Flink stack (the session `stack` fixture of tests/conftest.py).
 
 The controller runs in this test process as it runs in its pod: in-cluster credentials (a
 service account token from the TokenRequest API, the cluster's CA, KUBERNETES_SERVICE_HOST/PORT),
@@ -39,7 +39,6 @@ from deploy.kube.store import FINALIZER, KubeStore, lease_name, to_job
 from deploy.spec import FlinkJob, JobStatus, Lifecycle, parse
 from deploy.store import SAVEPOINT_ON_DELETE
 from tests.integration.cli import eddyline
-from tests.integration.conftest import stack  # noqa: F401 - the session's Kafka + Flink, re-exported
 from tests.integration.jobrun import Topics
 from tests.integration.managed import flinkjob
 from tests.integration.stacks import RunningStack
@@ -209,7 +208,7 @@ def _controller_log(path: Path) -> logging.Handler:
 def cluster(
     kube: Kube,
     namespace: str,
-    stack: RunningStack,  # noqa: F811 - the fixture imported above
+    stack: RunningStack,
     tmp_path: Path,
 ) -> Iterator[Cluster]:
     admin = connect(KubeTarget(kubeconfig=kube.kubeconfig, namespace=namespace))
