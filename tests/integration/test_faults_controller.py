@@ -49,6 +49,7 @@ def _savepoints_of(managed: Managed, job_id: str) -> list[str]:
     ]
 
 
+@pytest.mark.timeout(1500)
 def test_a_controller_killed_before_or_after_the_savepoint_request_finishes_the_upgrade_once(
     managed: Managed,
 ) -> None:

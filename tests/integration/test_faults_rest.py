@@ -69,6 +69,7 @@ def _condition(job: FlinkJob, kind: str) -> str | None:
     return next((c.status for c in job.status.conditions if c.type == kind), None)
 
 
+@pytest.mark.timeout(1500)
 def test_the_controller_rides_out_rest_faults_without_doing_anything_twice(
     proxied: tuple[Managed, FaultProxy],
 ) -> None:

@@ -165,7 +165,7 @@ def check_model(entry: str) -> None:
 FUZZ = settings(deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=150)
 @given(trees(), entry_texts())
 def test_an_entry_is_accepted_exactly_when_it_is_a_file_inside_an_allowed_folder(
     tree: dict[str, Any], entry: str

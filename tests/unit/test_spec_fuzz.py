@@ -360,7 +360,7 @@ def cli_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fuzz-state")
 
 
-@settings(QUICK, max_examples=200)
+@settings(QUICK, max_examples=100)
 @given(documents())
 def test_documents_the_schema_accepts_are_accepted_unless_a_model_only_rule_refuses(
     doc: dict[str, Any],
@@ -368,7 +368,7 @@ def test_documents_the_schema_accepts_are_accepted_unless_a_model_only_rule_refu
     check_valid(doc)
 
 
-@settings(QUICK, max_examples=400)
+@settings(QUICK, max_examples=250)
 @given(violated())
 def test_every_document_that_breaks_the_schema_is_refused_naming_the_field(
     case: tuple[dict[str, Any], str, str],
@@ -376,7 +376,7 @@ def test_every_document_that_breaks_the_schema_is_refused_naming_the_field(
     check_violated(case)
 
 
-@settings(QUICK, max_examples=100)
+@settings(QUICK, max_examples=60)
 @given(case=SUBMITTED)
 def test_submit_applies_a_document_whole_or_not_at_all(
     case: tuple[dict[str, Any], str, str], cli_state: Path
