@@ -20,7 +20,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from deploy import crd, spec
+from deploy import crd, paths, spec
 from deploy.kube.rbac import CONTROLLER_RULES
 from tests.k8s.chart import CHART, RELEASE, ROOT, VALUES, VALUES_FILES, render
 from tests.k8s.envtest import Kube
@@ -66,6 +66,9 @@ def installed(kube: Kube) -> Iterator[Installed]:
         "--timeout",
         "180s",
     )
+    artifacts = paths.PROJECT_ROOT / "test-artifacts" / "k8s"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    (artifacts / "helm-install.txt").write_text(result.stdout)
     try:
         yield Installed(ns, result.stdout, time.monotonic() - started)
     finally:

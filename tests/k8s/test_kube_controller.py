@@ -48,6 +48,8 @@ SERVICE_ACCOUNT = "eddyline-controller"
 TASKMANAGERS = "flink-taskmanager"
 JOB_DIRS = [paths.PROJECT_ROOT / "jobs", paths.PROJECT_ROOT / "tests" / "jobs"]
 
+ARTIFACTS = paths.PROJECT_ROOT / "test-artifacts" / "k8s"
+
 
 # -- fixtures --------------------------------------------------------------------------------
 
@@ -310,6 +312,12 @@ def test_flinkjobs_created_upgraded_suspended_and_deleted_by_the_in_cluster_cont
     described = cluster.eddyline("describe", name)
     assert described.returncode == 0, described.stderr
     assert str(first.status.job_id) in described.stdout
+    # What users see: the CRD's printer columns, kept as an artifact of the run.
+    table = cluster.kubectl("get", "flinkjobs", "-o", "wide")
+    assert name in table
+    assert str(first.status.job_id) in table
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "kubectl-get-flinkjobs.txt").write_text(table)
 
     # Scale with eddyline --wait: in place where Flink runs the adaptive scheduler, else a
     # savepoint upgrade (decide.py chooses).
