@@ -291,12 +291,9 @@ class Sampler:
 
     def sample(self, job_id: str) -> view.JobSample | None:
         """None when Flink no longer knows the job."""
-        try:
-            detail = self.client.job(job_id)
-        except FlinkError as e:
-            if e.status == 404:
-                return None
-            raise
+        detail = self.client.job_if_known(job_id)
+        if detail is None:
+            return None
         metrics = {}
         for vertex in detail.get("vertices") or []:
             vid = str(vertex["id"])

@@ -121,6 +121,15 @@ class FlinkClient:
         result: dict[str, Any] = self._call("GET", f"/jobs/{job_id}")
         return result
 
+    def job_if_known(self, job_id: str) -> dict[str, Any] | None:
+        """The job's details, or None when Flink does not know it (404); other errors raise."""
+        try:
+            return self.job(job_id)
+        except FlinkError as e:
+            if e.status == 404:
+                return None
+            raise
+
     def job_exceptions(self, job_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/jobs/{job_id}/exceptions")
         return result

@@ -237,12 +237,9 @@ class FlinkRuntime:
         return fewest
 
     def _job(self, job_id: str) -> JobObservation | None:
-        try:
-            detail = self.client.job(job_id)
-        except FlinkError as e:
-            if e.status == 404:
-                return None
-            raise
+        detail = self.client.job_if_known(job_id)
+        if detail is None:
+            return None
         state = str(detail.get("state"))
         vertices = detail.get("vertices", [])
         all_running = bool(vertices) and all(v.get("status") == "RUNNING" for v in vertices)

@@ -149,3 +149,18 @@ def test_other_loggers_lines_are_not_the_cause() -> None:
     assert pyjobs.python_failure(mixed) == (
         "pyflink.util.exceptions.TableException: DAY_INTERVAL_TYPES precision is not supported: 9"
     )
+
+
+def test_job_if_known_is_none_for_an_unknown_job_and_raises_other_errors() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/jobs/known":
+            return httpx.Response(200, json={"jid": "known", "state": "RUNNING"})
+        if request.url.path == "/jobs/gone":
+            return httpx.Response(404, json={"errors": ["Job gone not found"]})
+        return httpx.Response(500, json={"errors": ["boom"]})
+
+    client = FlinkClient("http://flink:8081", transport=httpx.MockTransport(answer))
+    assert client.job_if_known("known") == {"jid": "known", "state": "RUNNING"}
+    assert client.job_if_known("gone") is None
+    with pytest.raises(FlinkError, match="boom"):
+        client.job_if_known("broken")
