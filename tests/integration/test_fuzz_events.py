@@ -44,7 +44,7 @@ from tests.integration.jobrun import (
 from tests.integration.stacks import RunningStack
 
 # One run of three jobs feeds every test here; on a busy 2-core machine it outlasts the default.
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = pytest.mark.timeout(3600)
 
 GAP_MS = 1_800_000
 OUT_OF_ORDERNESS_MS = 5_000

@@ -36,8 +36,13 @@ SEGMENTS = (*DIRS, *(d.rsplit("/", 1)[-1] for d in DIRS), *NAMES, "..", ".", "li
 @st.composite
 def trees(draw: st.DrawFn) -> dict[str, Any]:
     """Files in some folders and links anywhere, pointing anywhere (in, out, up, nowhere)."""
-    files = draw(st.sets(st.tuples(st.sampled_from(DIRS), st.sampled_from(NAMES)), max_size=12))
+    # Allowed folders and jobs/ twice as likely, so that a fair share of entries is accepted.
+    folders = st.sampled_from([*DIRS, *ALLOWED, "allowed/sub", "jobs", "jobs/pkg"])
+    files = draw(st.sets(st.tuples(folders, st.sampled_from(NAMES)), min_size=2, max_size=12))
+    existing = sorted(f"{d}/{n}" for d, n in files)
     link_targets = st.one_of(
+        st.sampled_from(existing),  # a real file, inside or outside the allowed folders
+        st.sampled_from(existing),
         st.sampled_from([f"{d}/{n}" for d in DIRS for n in NAMES]),
         st.sampled_from(DIRS),
         st.sampled_from(["../../etc/passwd", "/etc/passwd", "/tmp", "missing.py", ".."]),
@@ -45,7 +50,7 @@ def trees(draw: st.DrawFn) -> dict[str, Any]:
     links = draw(
         st.lists(
             st.tuples(
-                st.sampled_from(DIRS),
+                folders,
                 st.sampled_from(["link", "link.py", "mod.py", "pkg2"]),
                 link_targets,
                 st.booleans(),  # relative (from the link's folder) or absolute
@@ -85,6 +90,38 @@ def entry_texts() -> st.SearchStrategy[str]:
     return st.one_of(files.filter(lambda p: p.endswith(".py")), files, modules)
 
 
+ROOT = "@root@"  # stands for the tree's absolute path in a drawn entry
+
+
+@st.composite
+def entries_for(draw: st.DrawFn, tree: dict[str, Any]) -> str:
+    """An entry aimed at the tree: one of its own files, links or modules, as is or bent
+    (`./`, `sub/../`, a `..` escape, an absolute path), or random segments."""
+    own = [f"{d}/{n}" for d, n in tree["files"]] + [f"{d}/{n}" for d, n, _, _ in tree["links"]]
+    modules = [
+        ".".join(f"{d}/{n}".removesuffix(".py").removesuffix("/__init__").split("/"))
+        for d, n in tree["files"]
+        if d.startswith("jobs") and n.endswith(".py")
+    ] + [f"{d}.{n}".replace("/", ".").removesuffix(".py") for d, n, _, _ in tree["links"]]
+    if not own or draw(st.integers(0, 4)) == 0:
+        return draw(entry_texts())
+    path = draw(st.sampled_from(own))
+    bend = draw(st.sampled_from(["as is", "as is", "as is", "dot", "up and down", "escape",
+                                 "absolute", "module", "module"]))  # fmt: skip
+    if bend == "dot":
+        return "./" + path
+    if bend == "up and down":
+        head, _, tail = path.partition("/")
+        return f"{head}/sub/../{tail}"
+    if bend == "escape":
+        return "allowed/../" + path
+    if bend == "absolute":
+        return f"{ROOT}/{path}"
+    if bend == "module" and modules:
+        return draw(st.sampled_from(modules))
+    return path
+
+
 def _inside(path: str, folder: str) -> bool:
     return os.path.commonpath([path, folder]) == folder
 
@@ -117,6 +154,7 @@ def check(tree: dict[str, Any], entry: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         build(root, tree)
+        entry = entry.replace(ROOT, str(root))
         want = expected(root, entry)
         allowed = [root / f for f in ALLOWED]
         try:
@@ -128,6 +166,7 @@ def check(tree: dict[str, Any], entry: str) -> None:
             assert want is None, f"{entry!r} refused ({problem}) but it is {want}"
             return
         FUZZED["accepted"] += 1
+        FUZZED["accepted_files" if entry.endswith(".py") else "accepted_modules"] += 1
         assert want is not None, f"{entry!r} accepted as {got} but it must be refused"
         if entry.endswith(".py"):
             assert got == entries.Entry("-py", want)
@@ -166,11 +205,12 @@ FUZZ = settings(deadline=None, database=None, suppress_health_check=list(HealthC
 
 
 @settings(FUZZ, max_examples=150)
-@given(trees(), entry_texts())
+@given(st.data())
 def test_an_entry_is_accepted_exactly_when_it_is_a_file_inside_an_allowed_folder(
-    tree: dict[str, Any], entry: str
+    data: st.DataObject,
 ) -> None:
-    check(tree, entry)
+    tree = data.draw(trees())
+    check(tree, data.draw(entries_for(tree)))
 
 
 @settings(FUZZ, max_examples=300)
@@ -180,10 +220,12 @@ def test_the_spec_model_refuses_absolute_paths_and_dot_dot(entry: str) -> None:
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(3600)
 @settings(FUZZ, max_examples=5000)
-@given(trees(), entry_texts())
-def test_soak_entries_against_random_trees(tree: dict[str, Any], entry: str) -> None:
-    check(tree, entry)
+@given(st.data())
+def test_soak_entries_against_random_trees(data: st.DataObject) -> None:
+    tree = data.draw(trees())
+    check(tree, data.draw(entries_for(tree)))
 
 
 def test_a_link_out_of_an_allowed_folder_is_refused_even_when_named_like_a_job(

@@ -385,21 +385,24 @@ def test_submit_applies_a_document_whole_or_not_at_all(
 
 
 @pytest.mark.soak
-@settings(QUICK, max_examples=4000)
+@pytest.mark.timeout(3600)
+@settings(QUICK, max_examples=2000)
 @given(documents())
 def test_soak_valid_documents(doc: dict[str, Any]) -> None:
     check_valid(doc)
 
 
 @pytest.mark.soak
-@settings(QUICK, max_examples=8000)
+@pytest.mark.timeout(3600)
+@settings(QUICK, max_examples=4000)
 @given(violated())
 def test_soak_documents_that_break_the_schema(case: tuple[dict[str, Any], str, str]) -> None:
     check_violated(case)
 
 
 @pytest.mark.soak
-@settings(QUICK, max_examples=1500)
+@pytest.mark.timeout(3600)
+@settings(QUICK, max_examples=800)
 @given(case=SUBMITTED)
 def test_soak_submit_whole_or_not_at_all(
     case: tuple[dict[str, Any], str, str], cli_state: Path
