@@ -29,6 +29,13 @@ def default_allowed() -> list[Path]:
 
 def resolve(entry: str, allowed: Sequence[Path] | None = None, root: Path | None = None) -> Entry:
     """The entry as PythonDriver arguments; SpecError naming `spec.job.entry` if not allowed."""
+    try:
+        return _resolve(entry, allowed, root)
+    except (RuntimeError, OSError) as e:  # a symlink loop, an unreadable folder
+        raise _refuse(entry, f"cannot be resolved: {e}") from None
+
+
+def _resolve(entry: str, allowed: Sequence[Path] | None, root: Path | None) -> Entry:
     root = (root or paths.PROJECT_ROOT).resolve()
     folders = [Path(f).resolve() for f in (allowed or default_allowed())]
     if entry.endswith(".py"):

@@ -168,3 +168,13 @@ def test_allowed_folders_are_compared_after_resolving_links(root: Path) -> None:
     os.symlink(root / "allowed", root / "allowed-link")
     got = entries.resolve("allowed/job.py", [root / "allowed-link"], root=root)
     assert got.target == str((root / "allowed" / "job.py").resolve())
+
+
+def test_a_symlink_loop_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "mod.py").symlink_to(jobs / "mod.py")  # points at itself
+    with pytest.raises(SpecError, match=r"cannot be resolved"):
+        entries.resolve("jobs/mod.py", [jobs], root=tmp_path)
+    with pytest.raises(SpecError, match=r"spec\.job\.entry"):
+        entries.resolve("jobs.mod", [jobs], root=tmp_path)
