@@ -249,6 +249,8 @@ class _Decision:
             trig = obs.trigger
             if trig is not None and trig.state == "COMPLETED" and trig.location:
                 self.record_savepoint(trig.location, "delete")
+                if obs.job is not None and obs.job.alive:
+                    return self.plan()  # savepoint done, the job still winding down: wait
                 self.note("Deleted", f"final savepoint {trig.location}")
                 self.actions.append(Forget())
                 return self.plan()

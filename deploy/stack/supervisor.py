@@ -236,8 +236,8 @@ class Supervisor:
             return False  # Flink does not answer: no TaskManager is taken away blind
         extras = []
         for m in tms:
-            if _index(m.spec.name) <= base:
-                continue
+            # Any idle TaskManager may go, not only one started later: Flink may have placed a
+            # rescaled-down job on the newer one. to_stop keeps `desired` (≥ base) running.
             if m.spec.name in idle:
                 self._idle_since.setdefault(m.spec.name, now)
             else:
