@@ -480,6 +480,10 @@ def test_delete_with_savepoint_stops_with_one_then_forgets() -> None:
     assert isinstance(plan.actions[0], StopWithSavepoint)
     job = job.model_copy(update={"status": plan.status})
     done = TriggerObservation("COMPLETED", location=SP)
+    # The savepoint is done but the job is still winding down: not gone yet.
+    plan = decide(job, obs(job=running(), trigger=done))
+    assert plan.actions == []
+    job = job.model_copy(update={"status": plan.status})
     plan = decide(job, obs(job=JobObservation("j1", "FINISHED"), trigger=done))
     assert plan.actions == [Forget()]
     assert [s.trigger for s in plan.status.savepoints] == ["delete"]
