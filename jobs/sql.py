@@ -67,6 +67,16 @@ def int_value(field: str, msg: str = MSG) -> str:
     )
 
 
+def int_written_as_float(field: str, msg: str = MSG) -> str:
+    """Is the field a number written with a fraction or an exponent (`1.5e1`, `2.68e+16`)?
+
+    JSON_QUERY re-writes numbers through BigDecimal, so those come back as `15` and
+    `26821732942320384` and would pass `int_value` for integers; the raw text still tells. (A
+    nested object holding the same key with such a number is refused too.)"""
+    pattern = '"' + field + '"\\s*:\\s*-?[0-9]+[.eE]'
+    return f"REGEXP({msg}, {literal(pattern)})"
+
+
 def string_ok(field: str, msg: str = MSG) -> str:
     return f"COALESCE({_wrapped(field, msg)} LIKE '[\"%', FALSE)"
 
@@ -175,6 +185,9 @@ def error_expression(
             check = f"NOT {string_ok(f.name, msg)}"
             what = "a string"
         cases.append(f"WHEN {check} THEN {literal(f'field {f.name}: missing or not {what}')}")
+        if f.kind == "int":
+            float_written = int_written_as_float(f.name, msg)
+            cases.append(f"WHEN {float_written} THEN {literal(f'field {f.name}: not an integer')}")
         if f.kind == "string":
             too_long = f"CHAR_LENGTH({string_value(f.name, msg)}) > {MAX_STRING_CHARS}"
             reason = f"field {f.name}: longer than {MAX_STRING_CHARS} characters"
