@@ -486,6 +486,11 @@ def _start(
             f"--cluster-signing-cert-file={pki / 'ca.crt'}",
             f"--cluster-signing-key-file={pki / 'ca.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
+            # Under CPU load kwok's node heartbeats can come late; after the default 50 s grace
+            # the node lifecycle controller would mark the fake nodes NotReady and taint them,
+            # leaving new Pods Pending. The controller has to stay: it removes the not-ready
+            # taint that admission puts on every new node.
+            "--node-monitor-grace-period=10m",
             "--profiling=false",
             "--v=1",
         ],

@@ -462,9 +462,16 @@ def test_the_taskmanager_deployment_is_scaled_up_when_the_jobs_need_more_slots(
     while not scaled():
         assert time.monotonic() < deadline, f"not scaled; log:\n{cluster.tail()}"
         time.sleep(0.5)
-    (event,) = [
-        e for e in cluster.events(TASKMANAGERS) if e.source.component == "eddyline-controller"
-    ]  # the ReplicaSet controller posts its own Events on the Deployment
+
+    def ours() -> list[Any]:  # the ReplicaSet controller posts its own Events on the Deployment
+        events = cluster.events(TASKMANAGERS)
+        return [e for e in events if e.source.component == "eddyline-controller"]
+
+    deadline = time.monotonic() + 30  # the Event is posted just after the scale
+    while not ours():
+        assert time.monotonic() < deadline, f"no ScaledUp Event; log:\n{cluster.tail()}"
+        time.sleep(0.2)
+    (event,) = ours()
     assert (event.reason, event.involved_object.kind) == ("ScaledUp", "Deployment")
     assert event.message == (
         f"{registered} → {registered + 1} replicas: the FlinkJobs want {needed} task slots, "
@@ -477,7 +484,9 @@ def test_the_taskmanager_deployment_is_scaled_up_when_the_jobs_need_more_slots(
 
     deadline = time.monotonic() + 120
     while not ready():
-        assert time.monotonic() < deadline, "the second TaskManager Pod never turned ready"
+        assert time.monotonic() < deadline, (
+            "the second TaskManager Pod never turned ready:\n" + _pods_and_nodes(cluster, labels)
+        )
         time.sleep(0.5)
 
     # The Role grants what the controller uses and nothing more: it cannot delete FlinkJobs.
@@ -488,3 +497,20 @@ def test_the_taskmanager_deployment_is_scaled_up_when_the_jobs_need_more_slots(
         assert refused.value.status == 403
     finally:
         sa.close()
+
+
+def _pods_and_nodes(cluster: Cluster, labels: dict[str, str]) -> str:
+    """What a stuck Pod's state says: its phase, node and conditions, and the nodes' taints."""
+    core = client.CoreV1Api(cluster.kube.api_client)
+    selector = ",".join(f"{k}={v}" for k, v in labels.items())
+    lines = []
+    for pod in core.list_namespaced_pod(cluster.namespace, label_selector=selector).items:
+        conditions = [f"{c.type}={c.status}" for c in pod.status.conditions or []]
+        lines.append(f"pod {pod.metadata.name}: {pod.status.phase} on {pod.spec.node_name} "
+                     f"{' '.join(conditions)}")  # fmt: skip
+    for node in core.list_node().items:
+        ready = [c.status for c in node.status.conditions or [] if c.type == "Ready"]
+        taints = [f"{t.key}:{t.effect}" for t in node.spec.taints or []]
+        lines.append(f"node {node.metadata.name}: Ready={ready} taints={taints}")
+    lines += [f"component {c.name}: log {c.log}" for c in cluster.kube.components.values()]
+    return "\n".join(lines)
