@@ -1,6 +1,7 @@
 """What attribution and sessions share: reading views and clicks, and the three side routes.
 
-For each stream: a raw Kafka table, a checked view (fields, `error`, `late`) and `<stream>_ok`,
+For each stream: a raw Kafka table, a checked view (fields, `error`, `late`), a routed view (and
+`bot`) and `<stream>_ok`,
 the valid, on-time, human events the job's logic consumes. Malformed messages go to dead-letter
 and late events to late-events from here, so both jobs route them identically.
 """
@@ -50,10 +51,18 @@ def input_ddl(args: argparse.Namespace) -> list[str]:
                 functions=args.functions,
             )
         )  # fmt: skip
-        bot = sql.bot_check("`user_agent`", args.functions)
+        # The bot flag is a column of the view every route reads, not a term of the valid
+        # route's filter: the planner runs Python UDFs on every row ahead of the filter they
+        # are in, after simplifying their arguments as if the filter's other terms held (the
+        # count flag became `NOT late`, so malformed bots were counted). As a column of the
+        # shared view it is computed once per message, with an honest flag.
+        on_route = "`error` IS NULL AND NOT `late`"
+        bot = sql.bot_check("`user_agent`", args.functions, counted=on_route)
+        ddl.append(f"""CREATE TEMPORARY VIEW `{stream}_routed` AS
+SELECT *, {bot} AS `bot` FROM `{stream}_checked`""")
         ddl.append(f"""CREATE TEMPORARY VIEW `{stream}_ok` AS
-SELECT * FROM `{stream}_checked`
-WHERE `error` IS NULL AND NOT `late` AND NOT {bot}""")
+SELECT * FROM `{stream}_routed`
+WHERE {on_route} AND NOT `bot`""")
     ddl.append(sql.dead_letter_sink(args))
     ddl.append(sql.keyed_raw_sink(args, "late_events", args.late_topic))
     return ddl
@@ -61,6 +70,7 @@ WHERE `error` IS NULL AND NOT `late` AND NOT {bot}""")
 
 def side_inserts() -> list[str]:
     """Dead letters and late events of both streams."""
-    inserts = [sql.dead_letter_insert(f"{s}_checked") for s in STREAMS]
-    inserts += [sql.late_insert(f"{s}_checked", "user_id") for s in STREAMS]
+    # From `<stream>_routed`, like the valid route, so the three routes share one plan of it.
+    inserts = [sql.dead_letter_insert(f"{s}_routed") for s in STREAMS]
+    inserts += [sql.late_insert(f"{s}_routed", "user_id") for s in STREAMS]
     return inserts

@@ -149,10 +149,13 @@ def json_object_check(msg: str, functions: str = "python") -> str:
     return f"({msg} IS JSON OBJECT)" if functions == "builtin" else f"is_json_object({msg})"
 
 
-def bot_check(user_agent: str, functions: str = "python") -> str:
+def bot_check(user_agent: str, functions: str = "python", counted: str = "TRUE") -> str:
+    """Is it a bot? The Python UDFs count the bots of rows where `counted` is TRUE (see
+    udfs.flink._BotRule); the builtin baseline counts nothing."""
     if functions == "builtin":
         return "(" + " OR ".join(f"LOWER({user_agent}) LIKE '%{w}%'" for w in _BOT_WORDS) + ")"
-    return f"is_bot_vec({user_agent})" if functions == "pandas" else f"is_bot({user_agent})"
+    udf = "is_bot_vec" if functions == "pandas" else "is_bot"
+    return f"{udf}({user_agent}, {counted})"
 
 
 def page_expression(page: str, functions: str = "python") -> str:

@@ -31,9 +31,14 @@ BOTS_COUNTER = "eddyline_bots_filtered"
 
 
 class _BotRule(ScalarFunction):  # type: ignore[misc]
-    """The bot rule as a UDF that also counts the bots it finds, as the Flink metric
-    `eddyline_bots_filtered` (the jobs apply it only to valid, on-time events, so the counter
-    is exactly the "filtered" route)."""
+    """The bot rule as a UDF that also counts, as the Flink metric `eddyline_bots_filtered`, the
+    bots it finds on the rows whose second argument is TRUE.
+
+    The jobs pass "this event is valid and on time" there: the planner evaluates a Python UDF
+    in a filter on every row before the rest of the filter (PythonCalc runs ahead of the Calc
+    that filters), so counting every bot seen would also count malformed and late events that
+    happen to carry a bot's user agent. With the flag the counter is exactly the "filtered"
+    route."""
 
     def __init__(self) -> None:
         self._bots: Any = None
@@ -50,16 +55,17 @@ class _BotRule(ScalarFunction):  # type: ignore[misc]
 
 
 class _IsBotRow(_BotRule):
-    def eval(self, user_agent: str | None) -> bool:
+    def eval(self, user_agent: str | None, counted: bool | None = True) -> bool:
         bot = is_bot(user_agent)
-        self._count(int(bot))
+        self._count(int(bot and bool(counted)))
         return bot
 
 
 class _IsBotSeries(_BotRule):
-    def eval(self, user_agents: pd.Series) -> pd.Series:
+    def eval(self, user_agents: pd.Series, counted: pd.Series | None = None) -> pd.Series:
         bots = user_agents.map(lambda v: is_bot(_as_str(v))).astype(bool)
-        self._count(int(bots.sum()))
+        on_route = bots if counted is None else bots & counted.eq(True)  # a null is not counted
+        self._count(int(on_route.sum()))
         return bots
 
 
@@ -79,7 +85,9 @@ def _normalize_page_series(pages: pd.Series) -> pd.Series:
 # Built with udf(f, ...) rather than as decorators so the plain functions above keep their
 # types for mypy (strict mode rejects untyped decorators).
 is_bot_udf: Final[Any] = udf(
-    _IsBotRow(), input_types=[DataTypes.STRING()], result_type=DataTypes.BOOLEAN()
+    _IsBotRow(),
+    input_types=[DataTypes.STRING(), DataTypes.BOOLEAN()],
+    result_type=DataTypes.BOOLEAN(),
 )
 normalize_page_udf: Final[Any] = udf(
     _normalize_page_row, input_types=[DataTypes.STRING()], result_type=DataTypes.STRING()
@@ -89,7 +97,7 @@ is_json_object_udf: Final[Any] = udf(
 )
 is_bot_pandas: Final[Any] = udf(
     _IsBotSeries(),
-    input_types=[DataTypes.STRING()],
+    input_types=[DataTypes.STRING(), DataTypes.BOOLEAN()],
     result_type=DataTypes.BOOLEAN(),
     func_type="pandas",
 )

@@ -90,8 +90,32 @@ def test_register_all_registers_sql_names() -> None:
     assert set(SQL_NAMES) <= set(t_env.list_functions())
     # Planning (no execution) checks the declared input and result types resolve in SQL.
     table = t_env.sql_query(
-        "SELECT is_bot(ua) AS a, normalize_page(p) AS b, is_bot_vec(ua) AS c,"
+        "SELECT is_bot(ua, TRUE) AS a, normalize_page(p) AS b, is_bot_vec(ua, TRUE) AS c,"
         " normalize_page_vec(p) AS d FROM (VALUES ('Googlebot', 'HTTP://A.com/')) AS t(ua, p)"
     )
     types = table.get_resolved_schema().get_column_data_types()
     assert types == [DataTypes.BOOLEAN(), DataTypes.STRING()] * 2
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def inc(self, n: int = 1) -> None:
+        self.count += n
+
+
+def test_the_bot_counter_counts_only_rows_it_is_told_to() -> None:
+    row, series = is_bot_udf._func, is_bot_pandas._func
+    row._bots, series._bots = _Counter(), _Counter()
+    try:
+        assert row("Googlebot", False) is True  # a bot, but not on the filtered route
+        assert row("Googlebot", True) is True
+        assert row("Safari", True) is False
+        assert row._bots.count == 1
+        agents = pd.Series(["Googlebot", "Googlebot", "Safari", None])
+        counted = pd.Series([True, False, True, None])
+        assert series(agents, counted).tolist() == [True, True, False, False]
+        assert series._bots.count == 1
+    finally:
+        row._bots = series._bots = None
