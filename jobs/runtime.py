@@ -74,6 +74,15 @@ def table_env(
     return t_env
 
 
+def execute(env: StreamExecutionEnvironment, name: str) -> None:
+    """Run a DataStream job, named `name` unless the submission named it (the controller names
+    it after the FlinkJob through pipeline.name)."""
+    if "pipeline.name" in _configuration(env):
+        env.execute()
+    else:
+        env.execute(name)
+
+
 def attached(env: StreamExecutionEnvironment) -> bool:
     """False when submitted detached (the REST API / controller): the job must not block then."""
     return _configuration(env).get("execution.attached") != "false"
