@@ -24,6 +24,16 @@ TARGETS: dict[str, tuple[float, str]] = {
     "autoscaler_actions_step": (2, "max"),
     "autoscaler_actions_steady": (0, "max"),
 }
+# What a figure without a target compares with: shown in the target column, without a mark.
+_CEILING = "1.0 = a bare Kafka consumer of the same topics"
+_NEXMARK = "1.0 = published Nexmark per core (Flink 1.13, see bench/throughput.py)"
+REFERENCES: dict[str, str] = {
+    "attribution_vs_ceiling_ratio": _CEILING,
+    "sessions_vs_ceiling_ratio": _CEILING,
+    "ledger_vs_ceiling_ratio": _CEILING,
+    "nexmark_q8_per_core_vs_published_ratio": _NEXMARK,
+    "nexmark_q11_per_core_vs_published_ratio": _NEXMARK,
+}
 
 
 def machine() -> dict[str, Any]:
@@ -57,7 +67,7 @@ def merge(figures: dict[str, Any], results: Path = RESULTS) -> dict[str, Any]:
 
 def _mark(key: str, value: float) -> tuple[str, str]:
     if key not in TARGETS:
-        return "", ""
+        return "", REFERENCES.get(key, "")
     bound, kind = TARGETS[key]
     ok = value >= bound if kind == "min" else value <= bound
     return (" ✓" if ok else " ✗"), (f"≥ {bound}" if kind == "min" else f"≤ {bound}")

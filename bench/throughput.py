@@ -1,13 +1,20 @@
 """Throughput of the reference jobs against their baselines, measured side by side in one run.
 
-    .venv/bin/python -m bench.throughput [--events 200000] [--repeat 1]
+    .venv/bin/python -m bench.throughput [--events 200000] [--repeat 1] [--only VARIANTS]
 
-Starts a throw-away stack on free ports, produces the same generated input once, then runs each
-variant as a bounded job from the earliest offsets (parallelism 1) and times it from RUNNING to
-FINISHED as Flink reports it. Variants, in one run on the same data and machine:
+Starts a throw-away stack on free ports, produces the same generated input once, runs one job
+untimed (the first job on a fresh stack carries its warm-up), then runs each variant as a bounded
+job from the earliest offsets (parallelism 1) and times it from RUNNING to FINISHED as Flink
+reports it. Variants, in one run on the same data and machine:
   attribution and sessions with vectorised pandas UDFs (the jobs as shipped), with row-at-a-time
-  Python UDFs, and with built-in SQL functions only (the pure-SQL baseline); the ledger
-  exactly-once and at-least-once. Writes bench/results/<date>.json, latest.json and latest.md.
+  Python UDFs, and with built-in SQL functions only (the pure-SQL baseline); Nexmark-style q8
+  and q11 on the clickstream topics in plain Flink SQL (jobs/nexmark.py), also per core of
+  TaskManager CPU against the published Nexmark figures; the ledger exactly-once and
+  at-least-once.
+The ceiling: one confluent-kafka consumer in this process reading the same topics from the
+beginning to the end offsets taken at its start, as fast as it can (the clickstream topics, and
+the orders topic for the ledger).
+Writes bench/results/<date>.json, latest.json, latest.md and throughput.png (full runs only).
 """
 
 from __future__ import annotations
@@ -19,15 +26,22 @@ import signal
 import statistics
 import sys
 import tempfile
+import textwrap
 import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import psutil
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from bench import results_file
-from deploy import generator, loadgen, pyjobs
+from deploy import generator, kafka_io, loadgen, pyjobs
 from deploy.errors import EddylineError
 from deploy.flink_rest import TERMINAL_STATES, FlinkClient
-from deploy.stack import control
+from deploy.stack import components, control
+from deploy.stack import state as stack_state
 from deploy.stack.ephemeral import free_settings
 
 CLICK_TOPICS = {"views": "bench-views", "clicks": "bench-clicks"}
@@ -39,18 +53,121 @@ VARIANTS: list[tuple[str, str, list[str]]] = [
     ("sessions", "python", ["--functions", "python"]),
     ("sessions", "pandas", ["--functions", "pandas"]),
     ("sessions", "builtin", ["--functions", "builtin"]),
+    ("nexmark", "q8", ["--query", "q8"]),
+    ("nexmark", "q11", ["--query", "q11"]),
     ("ledger", "exactly-once", ["--delivery", "exactly-once"]),
     ("ledger", "at-least-once", ["--delivery", "at-least-once"]),
 ]
+# Run once, untimed, before the variants (see measure): the cheapest job, pure SQL.
+WARM_UP = ("nexmark", ["--query", "q11"])
+# Jobs reading the orders topic; the others read views and clicks.
+ORDER_JOBS = frozenset({"ledger"})
+# The consumer ceilings, measured like a variant: figures consumer_ceiling_events_per_s and
+# consumer_ceiling_orders_events_per_s.
+CEILING_CLICKSTREAM = "consumer_ceiling"
+CEILING_ORDERS = "consumer_ceiling_orders"
 
 
-def run_variant(flink: FlinkClient, bootstrap: str, job: str, args: list[str], tag: str) -> float:
-    """Seconds from RUNNING to FINISHED of one bounded run."""
+@dataclass(frozen=True)
+class Published:
+    """One query's line of the published Nexmark table."""
+
+    events: int
+    cores: float  # average CPU use of the TaskManager processes during the run
+    seconds: float
+    events_per_s_per_core: float  # as printed: events / (cores x seconds)
+
+
+# Published Nexmark results for Flink, from the nexmark/nexmark README, section "Nexmark
+# Benchmark Result" (commit 0c6d9cf08c9c86485b062d6565cdc06024368558):
+# https://github.com/nexmark/nexmark/blob/0c6d9cf08c9c86485b062d6565cdc06024368558/README.md
+# Flink 1.13 on 3 worker machines of 8 cores and 32 GB RAM each (SSD); 8 TaskManagers of one slot
+# and 8 GB each, parallelism 8; RocksDB with incremental checkpoints every 3 min (exactly-once);
+# mini-batch (2 s, 5,000 rows) and split distinct aggregation on; 100 million events from
+# Nexmark's in-process generator source (bid 92 %, auction 6 %, person 2 %; no Kafka, no JSON);
+# blackhole sinks. "Cores" is the CPU use of the TaskManager process trees, which is what
+# `taskmanager_cpu` measures here. Their q8 reads persons and auctions (8 % of the events, the
+# bids are filtered out) and q11 the bids; ours read every event of views and clicks.
+NEXMARK_SOURCE = (
+    "https://github.com/nexmark/nexmark/blob/0c6d9cf08c9c86485b062d6565cdc06024368558/README.md"
+)
+NEXMARK_PUBLISHED: dict[str, Published] = {
+    "q8": Published(100_000_000, 9.42, 72.673, 146_140.0),
+    "q11": Published(100_000_000, 10.6, 237.599, 39_700.0),
+}
+
+# Ratios between two measured rates (variants or ceilings), in the result when both were measured.
+RATIOS: dict[str, tuple[str, str]] = {
+    # The jobs ship with pandas UDFs (measured faster than row UDFs, below).
+    "attribution_vs_sql_ratio": ("attribution_pandas", "attribution_builtin"),
+    "sessions_vs_sql_ratio": ("sessions_pandas", "sessions_builtin"),
+    # Sessions apply every UDF (JSON check, bot rule, page normaliser) to every event.
+    "udf_vs_builtin_ratio": ("sessions_pandas", "sessions_builtin"),
+    "attribution_pandas_vs_row_ratio": ("attribution_pandas", "attribution_python"),
+    "sessions_pandas_vs_row_ratio": ("sessions_pandas", "sessions_python"),
+    "ledger_eos_vs_alo_ratio": ("ledger_exactly-once", "ledger_at-least-once"),
+    # The jobs as shipped against a bare consumer of the same topics.
+    "attribution_vs_ceiling_ratio": ("attribution_pandas", CEILING_CLICKSTREAM),
+    "sessions_vs_ceiling_ratio": ("sessions_pandas", CEILING_CLICKSTREAM),
+    "ledger_vs_ceiling_ratio": ("ledger_exactly-once", CEILING_ORDERS),
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float  # RUNNING → FINISHED as Flink reports it
+    cpu_seconds: float | None  # TaskManager CPU from submission to FINISHED; None if unknown
+
+
+def _tree_cpu(proc: psutil.Process) -> float:
+    """CPU seconds of a process, its waited-for children and its live descendants."""
+    t = proc.cpu_times()
+    total = t.user + t.system + t.children_user + t.children_system
+    for child in proc.children(recursive=True):
+        try:
+            c = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += c.user + c.system
+    return total
+
+
+def taskmanager_cpu(state_dir: Path) -> dict[int, float]:
+    """CPU seconds each TaskManager's process tree has used so far, by pid — what Nexmark counts
+    as a query's cores (the JobManager, Kafka and this process are not counted)."""
+    current = stack_state.load(state_dir)
+    out: dict[int, float] = {}
+    for c in current.components if current else []:
+        if c.kind == components.TASKMANAGER and c.pid:
+            try:
+                out[c.pid] = _tree_cpu(psutil.Process(c.pid))
+            except psutil.Error:
+                continue
+    return out
+
+
+def cpu_used(before: Mapping[int, float], after: Mapping[int, float]) -> float | None:
+    """CPU seconds used in between by the processes seen both times (None: none was)."""
+    both = before.keys() & after.keys()
+    return sum(after[pid] - before[pid] for pid in both) if both else None
+
+
+def run_variant(
+    flink: FlinkClient,
+    bootstrap: str,
+    job: str,
+    args: list[str],
+    tag: str,
+    state_dir: Path | None = None,
+) -> Run:
+    """One bounded run: its seconds from RUNNING to FINISHED, and with `state_dir` (the stack's)
+    the CPU its TaskManagers used from the submission to the end."""
     inputs = (
         ["--orders-topic", ORDER_TOPICS["orders"]]
-        if job == "ledger"
+        if job in ORDER_JOBS
         else ["--views-topic", CLICK_TOPICS["views"], "--clicks-topic", CLICK_TOPICS["clicks"]]
     )
+    cpu_before = taskmanager_cpu(state_dir) if state_dir else {}
     job_id = pyjobs.submit(flink, f"jobs.{job}", [
         "--bootstrap-servers", bootstrap, "--bounded", "--starting-offsets", "earliest",
         "--group-id", f"bench-{tag}", "--output-topic", f"bench-out-{tag}",
@@ -63,13 +180,127 @@ def run_variant(flink: FlinkClient, bootstrap: str, job: str, args: list[str], t
     while detail["state"] not in {*TERMINAL_STATES, "RESTARTING"} and time.monotonic() < deadline:
         time.sleep(1)
         detail = flink.job(job_id)
+    cpu_after = taskmanager_cpu(state_dir) if state_dir else {}
     if detail["state"] == "RESTARTING":
         flink.cancel(job_id)
     if detail["state"] != "FINISHED":
         root = flink.job_exceptions(job_id).get("root-exception") or ""
         raise RuntimeError(f"{job} {args} ended {detail['state']}: {str(root)[:500]}")
     stamps = detail["timestamps"]
-    return (int(stamps["FINISHED"]) - int(stamps["RUNNING"])) / 1000
+    seconds = (int(stamps["FINISHED"]) - int(stamps["RUNNING"])) / 1000
+    return Run(seconds, cpu_used(cpu_before, cpu_after))
+
+
+class Polled(Protocol):
+    """What `count_to_end` reads of a confluent_kafka.Message."""
+
+    def error(self) -> Any: ...
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+
+
+def count_to_end(
+    batches: Iterable[Sequence[Polled]], ends: Mapping[tuple[str, int], tuple[int, int]]
+) -> int:
+    """Count the records read before each partition's end offset, batch by batch, until every
+    partition has reached it. `ends` maps (topic, partition) to its (low, high) watermarks taken
+    at the start; RuntimeError when the batches run out first (the reader's deadline)."""
+    pending = {tp for tp, (low, high) in ends.items() if high > low}
+    count = 0
+    if not pending:
+        return count
+    for batch in batches:
+        for msg in batch:
+            tp = (msg.topic() or "", msg.partition() or 0)
+            if tp not in ends:
+                continue
+            high = ends[tp][1]
+            offset = msg.offset()
+            offset = -1 if offset is None else offset
+            err = msg.error()
+            if err is not None:
+                # The end of the partition as it is now (enable.partition.eof).
+                if err.code() == KafkaError._PARTITION_EOF and offset >= high:
+                    pending.discard(tp)
+                continue
+            if offset < high:
+                count += 1
+            if offset >= high - 1:
+                pending.discard(tp)
+        if not pending:
+            return count
+    raise RuntimeError(
+        f"the consumer stopped with {sorted(pending)} short of their end offsets ({count} read)"
+    )
+
+
+def _batches(consumer: Consumer, timeout: float) -> Iterator[Sequence[Polled]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        # What is already fetched, without waiting: consume() with a timeout waits for a full
+        # batch until the timeout, which the last, partial batch always would.
+        batch = consumer.consume(num_messages=10_000, timeout=0)
+        # Nothing fetched yet: wait for the first record that comes.
+        yield batch or consumer.consume(num_messages=1, timeout=0.1)
+
+
+def consumer_ceiling(
+    bootstrap: str, topics: Sequence[str], timeout: float = 600.0
+) -> tuple[int, float]:
+    """One plain consumer reading every partition of `topics` from the beginning to the end
+    offsets taken at its start, as fast as it can, counting records without decoding them:
+    (records, seconds from the assignment to the last one)."""
+    consumer = Consumer(
+        kafka_io.client_config(
+            bootstrap,
+            **{
+                "group.id": f"bench-ceiling-{time.time_ns()}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            },
+        )
+    )
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        ends: dict[tuple[str, int], tuple[int, int]] = {}
+        for topic in topics:
+            for p in sorted(metadata.topics[topic].partitions):
+                ends[(topic, p)] = consumer.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=10
+                )
+        started = time.perf_counter()
+        consumer.assign([TopicPartition(t, p, low) for (t, p), (low, _) in ends.items()])
+        count = count_to_end(_batches(consumer, timeout), ends)
+        return count, time.perf_counter() - started
+    finally:
+        consumer.close()
+
+
+def figures(
+    events: int, seconds: Mapping[str, list[float]], cpu: Mapping[str, list[float]]
+) -> dict[str, Any]:
+    """Every figure the measured runs allow: events/s per variant (median over repeats), the
+    ratios whose two rates were measured, and per core figures of the Nexmark queries."""
+    rate = {k: events / statistics.median(v) for k, v in seconds.items() if v}
+    out: dict[str, Any] = {f"{k}_events_per_s": round(v) for k, v in rate.items()}
+    for key, (num, den) in RATIOS.items():
+        if num in rate and den in rate:
+            out[key] = rate[num] / rate[den]
+    for query, published in NEXMARK_PUBLISHED.items():
+        used = cpu.get(f"nexmark_{query}")
+        if not used or not seconds.get(f"nexmark_{query}"):
+            continue
+        per_core = events / statistics.median(used)
+        cores = statistics.median(used) / statistics.median(seconds[f"nexmark_{query}"])
+        out[f"nexmark_{query}_taskmanager_cores"] = round(cores, 2)
+        out[f"nexmark_{query}_events_per_s_per_core"] = round(per_core)
+        out[f"nexmark_{query}_published_events_per_s_per_core"] = published.events_per_s_per_core
+        out[f"nexmark_{query}_per_core_vs_published_ratio"] = (
+            per_core / published.events_per_s_per_core
+        )
+        out["nexmark_published_source"] = NEXMARK_SOURCE
+    return out
 
 
 def measure(
@@ -84,34 +315,112 @@ def measure(
             loadgen.produce(bs, generator.clickstream(config), CLICK_TOPICS, partitions=2)
             loadgen.produce(bs, generator.orders(config), ORDER_TOPICS, partitions=2)
             seconds: dict[str, list[float]] = {f"{j}_{v}": [] for j, v, _ in VARIANTS}
+            seconds[CEILING_CLICKSTREAM] = []
+            seconds[CEILING_ORDERS] = []
+            cpu: dict[str, list[float]] = {}
+            ceilings = {
+                CEILING_CLICKSTREAM: list(CLICK_TOPICS.values()),
+                CEILING_ORDERS: list(ORDER_TOPICS.values()),
+            }
+            # One untimed read first: the broker's first read of fresh topics is several times
+            # slower (seen: 0.3 s, then 0.05-0.06 s for 20,000 events), and the jobs read warm.
+            for topics in ceilings.values():
+                consumer_ceiling(bs, topics)
             with FlinkClient(settings.flink_url) as flink:
+                # The first job on a fresh stack was seen to take 2-10x longer than the same job
+                # later (20,000 events: 10-40 s against 3-5 s, with up to 28 s of TaskManager
+                # CPU: class loading, JIT, code generation): an untimed run first keeps that out
+                # of whichever variant comes first.
+                warm = run_variant(flink, bs, *WARM_UP, "warm-up", settings.state_dir)
+                print(f"warm-up (untimed): {warm.seconds:.1f} s", flush=True)
                 for r in range(repeat):
+                    for name, topics in ceilings.items():
+                        count, took = consumer_ceiling(bs, topics)
+                        if count != events:
+                            raise RuntimeError(f"{name}: read {count} records, not {events}")
+                        seconds[name].append(took)
+                        rate = f"{count / took:,.0f} events/s ({took:.2f} s)"
+                        print(f"{name}-{r}: {rate}", flush=True)
                     for job, variant, args in VARIANTS:
                         if only and f"{job}_{variant}" not in only:
                             continue
                         tag = f"{job}-{variant}-{r}"
-                        took = run_variant(flink, bs, job, [*args, *(job_args or [])], tag)
-                        seconds[f"{job}_{variant}"].append(took)
-                        print(f"{tag}: {events / took:,.0f} events/s ({took:.1f} s)", flush=True)
+                        run = run_variant(
+                            flink, bs, job, [*args, *(job_args or [])], tag, settings.state_dir
+                        )
+                        seconds[f"{job}_{variant}"].append(run.seconds)
+                        if run.cpu_seconds is not None:
+                            cpu.setdefault(f"{job}_{variant}", []).append(run.cpu_seconds)
+                        cores = (
+                            f", TaskManager CPU {run.cpu_seconds:.1f} s"
+                            if run.cpu_seconds is not None
+                            else ""
+                        )
+                        print(
+                            f"{tag}: {events / run.seconds:,.0f} events/s "
+                            f"({run.seconds:.1f} s{cores})",
+                            flush=True,
+                        )
         finally:
             control.down(settings.state_dir)
-    rate = {k: events / statistics.median(v) for k, v in seconds.items() if v}
+    measured = figures(events, seconds, cpu)
     if only:
-        return {"events": events, **{f"{k}_events_per_s": round(v) for k, v in rate.items()}}
+        return {"events": events, **measured}
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "events": events,
         "repeat": repeat,
-        **{f"{k}_events_per_s": round(v) for k, v in rate.items()},
-        # The jobs ship with pandas UDFs (measured faster than row UDFs, below).
-        "attribution_vs_sql_ratio": rate["attribution_pandas"] / rate["attribution_builtin"],
-        "sessions_vs_sql_ratio": rate["sessions_pandas"] / rate["sessions_builtin"],
-        # Sessions apply every UDF (JSON check, bot rule, page normaliser) to every event.
-        "udf_vs_builtin_ratio": rate["sessions_pandas"] / rate["sessions_builtin"],
-        "attribution_pandas_vs_row_ratio": rate["attribution_pandas"] / rate["attribution_python"],
-        "sessions_pandas_vs_row_ratio": rate["sessions_pandas"] / rate["sessions_python"],
-        "ledger_eos_vs_alo_ratio": rate["ledger_exactly-once"] / rate["ledger_at-least-once"],
+        **measured,
     }
+
+
+def plot(result: Mapping[str, Any], path: Path) -> None:
+    """Bars of events/s per variant, grouped by job, with each group's consumer ceiling as a
+    dashed line over it (log scale: the ceiling is far above the jobs)."""
+    import matplotlib  # noqa: PLC0415 - only the plot needs it, and it is slow to import
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    groups: dict[str, list[tuple[str, float]]] = {}
+    for job, variant, _ in VARIANTS:
+        value = result.get(f"{job}_{variant}_events_per_s")
+        if isinstance(value, int | float):
+            groups.setdefault(job, []).append((variant, float(value)))
+    colours = {"attribution": "tab:blue", "sessions": "tab:green", "nexmark": "tab:purple"}
+    fig, ax = plt.subplots(figsize=(11, 5))
+    x = 0.0
+    ticks: list[float] = []
+    labels: list[str] = []
+    for job, bars in groups.items():
+        first = x
+        for variant, value in bars:
+            ax.bar(x, value, width=0.8, color=colours.get(job, "tab:orange"))
+            ax.annotate(f"{value:,.0f}", (x, value), ha="center", va="bottom", fontsize=8)
+            ticks.append(x)
+            labels.append(f"{job}\n{textwrap.fill(variant, 10)}")
+            x += 1
+        ceiling = CEILING_ORDERS if job in ORDER_JOBS else CEILING_CLICKSTREAM
+        top = result.get(f"{ceiling}_events_per_s")
+        if isinstance(top, int | float):
+            ax.hlines(top, first - 0.45, x - 0.55, colors="tab:red", linestyles="--")
+            what = "orders" if job in ORDER_JOBS else "clickstream"
+            ax.annotate(
+                f"consumer ceiling ({what})\n{top:,.0f}", (first - 0.45, top),
+                va="bottom", fontsize=8, color="tab:red",
+            )  # fmt: skip
+        x += 0.7
+    ax.set_xticks(ticks, labels, fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylim(top=ax.get_ylim()[1] * 3)  # room for the ceilings' labels
+    ax.set_ylabel("events/s (log scale)")
+    ax.grid(axis="y", alpha=0.3)
+    events = result.get("events")
+    shown = f"{events:,} events per run, " if isinstance(events, int) else ""
+    fig.suptitle(f"Throughput, bounded runs at parallelism 1 ({shown}2 vCPU)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,14 +435,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument(
         "--only",
-        help="comma-separated variants (e.g. ledger_exactly-once) for a "
-        "quick look; results are printed, not saved",
+        help="comma-separated variants (e.g. ledger_exactly-once, nexmark_q8) for a "
+        "quick look; the consumer ceilings run too; results are printed, not saved",
     )
     p.add_argument(
         "--job-args", default="", help="extra flags for every job, e.g. '--parallelism 2'"
     )
     args = p.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
+    if only:
+        unknown = only - {f"{j}_{v}" for j, v, _ in VARIANTS}
+        if unknown:
+            p.error(f"unknown variants: {', '.join(sorted(unknown))}")
     try:
         result = measure(args.events, args.repeat, only, args.job_args.split())
         if only:
@@ -144,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     merged = results_file.merge(result)
     print(results_file.markdown(merged))
+    path = results_file.RESULTS / "throughput.png"
+    plot(result, path)
+    print(f"plot: {path}")
     return 0
 
 
