@@ -51,9 +51,10 @@ class Sample:
     vertices: tuple[VertexSample, ...]
     lag: int  # records behind the head of the input topics (consumer lag)
     input_rate: float  # records/s the sources read
-    # Where `lag` comes from: the Kafka source's pendingRecords metric, or — when the source does
-    # not report it — the group's committed offsets against the high watermarks (coarser: it
-    # moves only at checkpoints).
+    # Where `lag` comes from: the Kafka source's pendingRecords metric, or the group's committed
+    # offsets against the high watermarks (coarser: it moves only at checkpoints) — when the
+    # source does not report pendingRecords, or when the committed lag, less one checkpoint
+    # interval of input, is the larger.
     lag_source: str = "pending"
     committed_lag: int | None = None  # the committed-offset lag, when Kafka answered
 
@@ -83,6 +84,11 @@ def align(parallelism: int, upper: int, key_groups: int = KEY_GROUPS) -> int:
         if key_groups % p == 0:
             return p
     return min(max(parallelism, 1), upper)
+
+
+def _rate(v: VertexSample) -> float:
+    """Records/s a vertex handles: its input, or for a source what it emits."""
+    return v.records_out_per_s if v.is_source else v.records_in_per_s
 
 
 def window(samples: list[Sample], now: int, spec: AutoscalerSpec) -> list[Sample]:
@@ -149,10 +155,13 @@ def decide(  # noqa: PLR0911, PLR0912 - one return per rule reads best
     needed = 1
     utilisation = 0.0
     bottleneck = ""
-    for name in sorted({v.name for s in recent for v in s.vertices if not v.is_source}):
+    # Sources count too: a source vertex often has the job's work chained into it (source →
+    # Python map → sink is one task), and then it alone says what a subtask can do. It has no
+    # input records; what it emits is its rate.
+    for name in sorted({v.name for s in recent for v in s.vertices}):
         points = [v for s in recent for v in s.vertices if v.name == name]
         busy = sum(v.busy for v in points) / len(points)
-        rate = sum(v.records_in_per_s for v in points) / len(points)
+        rate = sum(_rate(v) for v in points) / len(points)
         if busy > utilisation:
             utilisation, bottleneck = busy, name
         if busy <= 0.01 or rate < MIN_EVIDENCE_RATE:
@@ -163,6 +172,13 @@ def decide(  # noqa: PLR0911, PLR0912 - one return per rule reads best
         needed = max(
             needed, math.ceil(vertex_target / (true_rate_per_subtask * spec.target_utilization))
         )
+
+    lagging = lag_growth > 0 and lag > input_rate * catch_up / 4
+    if lagging and source_out >= MIN_EVIDENCE_RATE:
+        # Falling behind whatever the busy metrics say (they can under-read, e.g. time spent
+        # waiting on a Python worker): `current` subtasks process `source_out` records/s, so
+        # the target rate needs at least proportionally more.
+        needed = max(needed, math.ceil(current * target_rate / source_out))
 
     upper = spec.max_parallelism
     if partitions:
@@ -183,7 +199,6 @@ def decide(  # noqa: PLR0911, PLR0912 - one return per rule reads best
 
     low = spec.target_utilization - spec.utilization_band
     high = spec.target_utilization + spec.utilization_band
-    lagging = lag_growth > 0 and lag > input_rate * catch_up / 4
     # Busy alone is no proof of overload for PyFlink: time a task waits on its Python worker
     # counts as busy, so a job can read 90 % busy at 10 events/s (measured, bench.autoscaler).
     # More subtasks are only worth a restart when records are waiting too.

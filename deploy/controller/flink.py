@@ -203,8 +203,9 @@ class FlinkRuntime:
         return tuple(window), self._input_partitions(job, now), slots
 
     def _with_committed_lag(self, job: FlinkJob, sample: Sample) -> Sample:
-        """The sample with the job's consumer-group lag from Kafka beside Flink's own; it is the
-        lag the decision uses when the sources report no pendingRecords."""
+        """The sample with the job's consumer-group lag from Kafka beside Flink's own; the
+        decision uses it when the sources report no pendingRecords, or when it shows more
+        records waiting than they do."""
         topics = job.spec.kafka.input_topics
         if not topics:
             return sample
@@ -216,6 +217,14 @@ class FlinkRuntime:
         if committed is None:
             return sample
         if sample.lag_source == "pending":
+            # The sources' pendingRecords can read small while the job falls behind (measured
+            # with a busy chained Python map: 4,400 pending, 45,000 uncommitted and growing).
+            # Committed offsets trail a job that keeps up by about one checkpoint interval of
+            # input; beyond that, the committed lag is records waiting.
+            interval_s = milliseconds(job.spec.checkpointing.interval) / 1000
+            waiting = committed - int(sample.input_rate * interval_s)
+            if waiting > sample.lag:
+                return replace(sample, lag=waiting, lag_source="committed", committed_lag=committed)
             return replace(sample, committed_lag=committed)
         return replace(sample, lag=committed, lag_source="committed", committed_lag=committed)
 

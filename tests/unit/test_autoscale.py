@@ -4,6 +4,7 @@ partition-capped and bursty load."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -242,3 +243,51 @@ def test_an_idle_job_still_scales_down_after_the_delay() -> None:
     d = run(data, History(scale_down_wanted_since=T0 - 200_000))
     assert d.act
     assert d.parallelism == 1
+
+
+def test_a_chained_source_vertex_is_evidence_of_capacity() -> None:
+    """Seen with jobs.loadsim (source → Python map → sink chained into one task): the source
+    vertex is the only one, 100 % busy at 183 records/s while 400/s arrive; it alone says what
+    a subtask can do."""
+    data = []
+    for i in range(13):
+        data.append(
+            Sample(
+                time=T0 + i * 5000,
+                parallelism=1,
+                vertices=(
+                    VertexSample(
+                        "Source: in -> cost -> out", 1.0, records_in_per_s=183.0,
+                        records_out_per_s=183.0, is_source=True,
+                    ),
+                ),
+                lag=10_000 + i * 1085,  # 217/s more arrive than are processed
+                input_rate=183.0,
+            )
+        )  # fmt: skip
+    d = run(data)
+    assert d.act
+    # Arrivals 400/s + the lag cleared in a minute, at 183/s x 0.6 a subtask: all 8 partitions.
+    assert d.parallelism == 8
+    assert d.reason == "scale up 1 → 8: busy 100%"
+
+
+def test_a_lagging_job_scales_up_even_when_busy_reads_low() -> None:
+    """Busy can under-read (time waiting on a Python worker); a lag that grows is evidence
+    enough: `current` subtasks process what the sources emit, so the target needs more."""
+    data = samples(600, 1)
+    low = [
+        Sample(
+            s.time,
+            s.parallelism,
+            tuple(replace(v, busy=0.2) for v in s.vertices),
+            10_000 + i * 2_000,
+            s.input_rate,
+        )
+        for i, s in enumerate(data)
+    ]
+    d = run(low)
+    assert d.act
+    assert d.parallelism > 1
+    assert d.reason.startswith("scale up 1 → ")
+    assert "lag is growing" in d.reason

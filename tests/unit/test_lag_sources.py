@@ -1,5 +1,5 @@
 """The autoscaler's second lag source: the job's consumer group and its committed-offset lag,
-used when the Kafka source reports no pendingRecords."""
+used when the Kafka source reports no pendingRecords or reads fewer records waiting."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def test_the_group_is_the_flag_or_the_jobs_default() -> None:
     assert group_id(_job([], entry="custom/my_job.py")) == "my_job"
 
 
-def _sample(source: str, lag: int = 0) -> Sample:
-    return Sample(time=1, parallelism=1, vertices=(), lag=lag, input_rate=0.0, lag_source=source)
+def _sample(source: str, lag: int = 0, rate: float = 0.0) -> Sample:
+    return Sample(time=1, parallelism=1, vertices=(), lag=lag, input_rate=rate, lag_source=source)
 
 
 @pytest.fixture
@@ -55,9 +55,23 @@ def test_committed_lag_stands_in_when_the_source_reports_no_pending_records(
     job = _job(["--group-id", "g"], topics=["orders"])
     got = runtime._with_committed_lag(job, _sample("none"))
     assert (got.lag, got.lag_source, got.committed_lag) == (700, "committed", 700)
-    # With Flink's own measure, that one decides; Kafka's is kept beside it.
-    got = runtime._with_committed_lag(job, _sample("pending", lag=50))
+    # With Flink's own measure, that one decides while the committed lag is within one
+    # checkpoint interval (10 s) of input; Kafka's is kept beside it.
+    got = runtime._with_committed_lag(job, _sample("pending", lag=50, rate=100.0))
     assert (got.lag, got.lag_source, got.committed_lag) == (50, "pending", 700)
+    got = runtime._with_committed_lag(job, _sample("pending", lag=50, rate=65.0))
+    assert (got.lag, got.lag_source, got.committed_lag) == (50, "pending", 700)  # 700 - 650
+
+
+def test_committed_lag_decides_when_more_waits_than_pending_records_say(
+    runtime: FlinkRuntime,
+) -> None:
+    """Seen with jobs.loadsim in bench.autoscaler: its chained Python map busy, the source read
+    4,400 pending records while 45,000 were uncommitted and the job fell further behind."""
+    job = _job(["--group-id", "g"], topics=["orders"])
+    got = runtime._with_committed_lag(job, _sample("pending", lag=40, rate=20.0))
+    # 700 committed - 10 s x 20/s that a checkpoint interval leaves uncommitted anyway = 500.
+    assert (got.lag, got.lag_source, got.committed_lag) == (500, "committed", 700)
 
 
 def test_no_input_topics_no_committed_lag(runtime: FlinkRuntime) -> None:
