@@ -167,6 +167,14 @@ class FlinkClient:
             out[str(m["id"])] = {k: float(v) for k, v in m.items() if k != "id"}
         return out
 
+    def flame_graph(self, job_id: str, vertex_id: str, kind: str = "on_cpu") -> dict[str, Any]:
+        """A vertex's flame graph (needs rest.flamegraph.enabled); Flink starts sampling on the
+        first request and answers with an empty graph until it has one."""
+        result: dict[str, Any] = self._call(
+            "GET", f"/jobs/{job_id}/vertices/{vertex_id}/flamegraph", params={"type": kind}
+        )
+        return result
+
     def cancel(self, job_id: str) -> None:
         self._call("PATCH", f"/jobs/{job_id}", params={"mode": "cancel"})
 

@@ -112,7 +112,7 @@ def evidence(samples: list[Sample], now: int, spec: AutoscalerSpec) -> tuple[lis
     return recent, ""
 
 
-def decide(  # noqa: PLR0911, PLR0912 - one return per rule reads best
+def decide(  # noqa: PLR0911, PLR0912, PLR0915 - one return per rule reads best
     spec: AutoscalerSpec,
     samples: list[Sample],
     history: History,
