@@ -39,8 +39,13 @@ def parser(name: str, description: str | None, output_topic: str) -> argparse.Ar
     return p
 
 
-def input_ddl(args: argparse.Namespace) -> list[str]:
-    """Sources, checked views, `views_ok`/`clicks_ok` and the dead-letter and late sinks."""
+def input_ddl(args: argparse.Namespace, columns: dict[str, str] | None = None) -> list[str]:
+    """Sources, checked views, `views_ok`/`clicks_ok` and the dead-letter and late sinks.
+
+    `columns` (name: SQL expression over the checked fields) are added to the routed view: a
+    Python UDF there runs in the same Python operator as the bot rule, once per message, rather
+    than in an operator (and a Java ↔ Python crossing) of its own further down."""
+    extra = "".join(f", {expr} AS `{name}`" for name, expr in (columns or {}).items())
     ddl = []
     for stream in STREAMS:
         topic = getattr(args, f"{stream}_topic")
@@ -59,7 +64,7 @@ def input_ddl(args: argparse.Namespace) -> list[str]:
         on_route = "`error` IS NULL AND NOT `late`"
         bot = sql.bot_check("`user_agent`", args.functions, counted=on_route)
         ddl.append(f"""CREATE TEMPORARY VIEW `{stream}_routed` AS
-SELECT *, {bot} AS `bot` FROM `{stream}_checked`""")
+SELECT *, {bot} AS `bot`{extra} FROM `{stream}_checked`""")
         ddl.append(f"""CREATE TEMPORARY VIEW `{stream}_ok` AS
 SELECT * FROM `{stream}_routed`
 WHERE {on_route} AND NOT `bot`""")

@@ -34,18 +34,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def statements(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """(DDL, INSERTs) of the job: plain strings, so they can be read and tested."""
-    ddl = clickstream.input_ddl(args)
+    # The page is normalised where the bot rule runs (one Python operator per stream).
+    page = {"page_norm": sql.page_expression("`page`", args.functions)}
+    ddl = clickstream.input_ddl(args, columns=page)
     ddl.append("""CREATE TEMPORARY VIEW `activity` AS
-SELECT `user_id`, `ts`, `rt`, `page`, 1 AS `is_view`, 0 AS `is_click` FROM `views_ok`
+SELECT `user_id`, `ts`, `rt`, `page_norm`, 1 AS `is_view`, 0 AS `is_click` FROM `views_ok`
 UNION ALL
-SELECT `user_id`, `ts`, `rt`, `page`, 0 AS `is_view`, 1 AS `is_click` FROM `clicks_ok`""")
+SELECT `user_id`, `ts`, `rt`, `page_norm`, 0 AS `is_view`, 1 AS `is_click` FROM `clicks_ok`""")
     ddl.append(sql.json_sink(args, "sessions_out", args.output_topic, OUTPUT_COLUMNS))
     gap = args.gap
     inserts = clickstream.side_inserts()
     inserts.append(f"""INSERT INTO `sessions_out`
 SELECT `user_id`, `user_id`, MIN(`ts`), MAX(`ts`) + {gap},
        COUNT(*), CAST(SUM(`is_view`) AS BIGINT), CAST(SUM(`is_click`) AS BIGINT),
-       COUNT(DISTINCT {sql.page_expression("`page`", args.functions)})
+       COUNT(DISTINCT `page_norm`)
 FROM TABLE(SESSION(TABLE `activity` PARTITION BY `user_id`, DESCRIPTOR(`rt`), {sql.interval(gap)}))
 GROUP BY `user_id`, `window_start`, `window_end`""")
     return ddl, inserts

@@ -60,7 +60,12 @@ def test_each_message_meets_each_python_udf_once(job: str, functions: str, bot: 
     lines = plan.splitlines()
     flagged = [i for i, line in enumerate(lines) if f"{bot}(user_agent, " in line]
     for i in flagged:
-        flag = re.search(rf"{bot}\(user_agent, (\w+)\) AS bot\]\)\(reuse_id=", lines[i])
+        flag = re.search(rf"{bot}\(user_agent, (\w+)\) AS bot\b", lines[i])
         assert flag, lines[i]
+        assert "(reuse_id=" in lines[i], lines[i]
         assert f"(error IS NULL AND NOT(late)) AS {flag.group(1)}]" in lines[i + 1], lines[i + 1]
     assert "Reused(" in plan  # the checked view's operators are shared by the routes
+    if job == "sessions":  # the page is normalised in the bot rule's Python operator
+        page = "normalize_page_vec" if functions == "pandas" else "normalize_page"
+        assert calls(plan, page) == streams, plan
+        assert all(f"{page}(page)" in lines[i] for i in flagged), plan
