@@ -90,7 +90,7 @@ bench: setup
 	$(PY) -m bench.controller
 	$(PY) -m bench.autoscaler --steady $(BENCH_STEADY)
 
-## soak: the long fault and fuzz runs (servers killed under 400,000 movements, more fuzzing) with
+## soak: the long fault and fuzz runs (servers killed ten times under 200,000 movements, more fuzzing) with
 ##       the short ones; figures to bench/results/reliability.json and README's Reliability section
 soak: setup monitoring-tools
 	$(PY) -m bench.reliability --soak

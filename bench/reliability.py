@@ -8,7 +8,7 @@ put a fault-injecting proxy between the controller and Flink, fuzz every input t
 FlinkJob specs and job entries. Each test reports its figures through tests/figures.py; this
 collects them with the tests' outcomes and times into bench/results/reliability.json and writes
 the README's Reliability section (between its reliability markers). `--soak` adds the long
-versions (`make soak`): 400,000 movements, more kills, more fuzzed messages and specs.
+versions (`make soak`): 200,000 movements and ten kills, more fuzzed messages and specs.
 Exit code: pytest's (0 only when every test passed).
 """
 
