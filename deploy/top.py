@@ -6,7 +6,7 @@ to read and what they mean, so every rule is unit-tested without servers.
 Which operators count, by the names Flink gives them in its REST metrics:
 - a **source** is an operator named `Source__<name>[<id>]`; what it emits is what the job reads
   and its `pendingRecords` (the Kafka source's own measure) is the lag. A job may read one topic
-  with two sources (the ledger routes valid and malformed orders through separate pipelines):
+  with two sources (when a DataStream conversion splits its plan, as the ledger's once did):
   sources with the same name are one input, counted once (the larger);
 - a **sink** is a `<table>[<id>]__Writer` operator; records into it were written. Writers of the
   `dead_letter` and `late_events` tables count as dead-lettered and late, not as output.
