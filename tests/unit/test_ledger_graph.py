@@ -25,7 +25,9 @@ def test_one_kafka_source_feeds_the_dead_letter_and_the_ledger_routes() -> None:
     statement_set.attach_as_datastream()
     nodes = json.loads(env.get_execution_plan())["nodes"]
     sources = [n for n in nodes if n.get("pact") == "Data Source"]
-    assert [n["type"] for n in sources] == ["Source: orders_src[1]"], sources
+    # One source; its [id] counts the plans this JVM compiled before (other tests' too).
+    assert len(sources) == 1, sources
+    assert sources[0]["type"].startswith("Source: orders_src["), sources
     names = [n["type"] for n in nodes]
     assert "ledger" in names
     assert any(name.startswith("dead_letter") for name in names)
