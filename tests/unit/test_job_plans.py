@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
-from jobs import attribution, runtime, sessions
-from udfs.flink import register_all
+from jobs import attribution, sessions
+from tests.plans import planned
 
 JOBS: dict[str, tuple[Callable[[list[str]], argparse.Namespace], Callable[..., object]]] = {
     "attribution": (attribution.parse_args, attribution.statements),
@@ -24,17 +24,8 @@ JOBS: dict[str, tuple[Callable[[list[str]], argparse.Namespace], Callable[..., o
 def execution_plan(job: str, functions: str) -> str:
     parse, statements = JOBS[job]
     args = parse(["--bootstrap-servers", "127.0.0.1:9", "--functions", functions])
-    env = runtime.stream_env(args)
-    t_env = runtime.table_env(args, env, job)
-    register_all(t_env)
     ddl, inserts = statements(args)  # type: ignore[misc]
-    for statement in ddl:
-        t_env.execute_sql(statement)
-    statement_set = t_env.create_statement_set()
-    for insert in inserts:
-        statement_set.add_insert_sql(insert)
-    plan: str = statement_set.explain()
-    return plan[plan.index("== Optimized Execution Plan ==") :]
+    return planned(args, job, ddl, inserts)[0]
 
 
 def calls(plan: str, function: str) -> int:

@@ -12,7 +12,8 @@ import pytest
 from confluent_kafka import KafkaError
 
 from bench import throughput
-from jobs import nexmark, runtime
+from jobs import nexmark
+from tests.plans import planned
 
 
 def plan(query: str, *extra: str) -> tuple[str, list[str]]:
@@ -20,17 +21,10 @@ def plan(query: str, *extra: str) -> tuple[str, list[str]]:
     args = nexmark.parse_args(
         ["--bootstrap-servers", "127.0.0.1:9", "--query", query, "--bounded", *extra]
     )
-    env = runtime.stream_env(args)
-    t_env = runtime.table_env(args, env, f"nexmark-{query}")
     ddl, inserts = nexmark.statements(args)
-    for statement in ddl:
-        t_env.execute_sql(statement)
-    statement_set = t_env.create_statement_set()
-    for insert in inserts:
-        statement_set.add_insert_sql(insert)
-    text: str = statement_set.explain()
+    text, t_env = planned(args, f"nexmark-{query}", ddl, inserts)
     columns = list(t_env.from_path(f"nexmark_{query}").get_schema().get_field_names())
-    return text[text.index("== Optimized Execution Plan ==") :], columns
+    return text, columns
 
 
 # PyFlink's loopback worker leaves these behind; none of it is ours (as in test_udfs_flink).
