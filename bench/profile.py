@@ -27,11 +27,10 @@ from typing import Any
 import psutil
 
 from bench import results_file
-from bench.throughput import CLICK_TOPICS, ORDER_JOBS, ORDER_TOPICS
+from bench.throughput import CLICK_TOPICS, ORDER_JOBS, ORDER_TOPICS, taskmanager_pids
 from deploy import generator, loadgen, pyjobs
 from deploy.flink_rest import FlinkClient
-from deploy.stack import components, control
-from deploy.stack import state as stack_state
+from deploy.stack import control
 from deploy.stack.ephemeral import free_settings
 
 TOP = 15
@@ -39,12 +38,9 @@ TOP = 15
 
 def python_workers(state_dir: Path) -> list[int]:
     """Pids of the Python processes under the stack's TaskManagers (PyFlink's workers)."""
-    current = stack_state.load(state_dir)
     pids = []
-    for c in current.components if current else []:
-        if c.kind != components.TASKMANAGER or not c.pid:
-            continue
-        for child in psutil.Process(c.pid).children(recursive=True):
+    for taskmanager in taskmanager_pids(state_dir):
+        for child in psutil.Process(taskmanager).children(recursive=True):
             try:
                 if "python" in child.name().lower():
                     pids.append(child.pid)

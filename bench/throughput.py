@@ -132,17 +132,22 @@ def _tree_cpu(proc: psutil.Process) -> float:
     return total
 
 
+def taskmanager_pids(state_dir: Path) -> list[int]:
+    """Pids of the stack's TaskManager processes, from its state file."""
+    current = stack_state.load(state_dir)
+    found = current.components if current else []
+    return [c.pid for c in found if c.kind == components.TASKMANAGER and c.pid]
+
+
 def taskmanager_cpu(state_dir: Path) -> dict[int, float]:
     """CPU seconds each TaskManager's process tree has used so far, by pid — what Nexmark counts
     as a query's cores (the JobManager, Kafka and this process are not counted)."""
-    current = stack_state.load(state_dir)
     out: dict[int, float] = {}
-    for c in current.components if current else []:
-        if c.kind == components.TASKMANAGER and c.pid:
-            try:
-                out[c.pid] = _tree_cpu(psutil.Process(c.pid))
-            except psutil.Error:
-                continue
+    for pid in taskmanager_pids(state_dir):
+        try:
+            out[pid] = _tree_cpu(psutil.Process(pid))
+        except psutil.Error:
+            continue
     return out
 
 
