@@ -72,8 +72,9 @@ def kafka_format(settings: StackSettings, java_bin: str, cluster_id: str) -> lis
         f"-Dlog4j2.configurationFile=file:{lay['kafka_log4j']}",
         "kafka.tools.StorageTool",
         "format",
-        "--cluster-id",
-        cluster_id,
+        # One argument with `=`: a random id starts with "-" one time in 64, and the tool's
+        # argument parser then takes it for an option (a fresh-clone run failed on that).
+        f"--cluster-id={cluster_id}",
         "--config",
         str(lay["kafka_conf"]),
         "--ignore-formatted",
