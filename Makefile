@@ -26,7 +26,7 @@ monitoring-tools:
 
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl and helm for the
 # tests/k8s control plane: built from their Go modules into ~/.cache/eddyline/bin (first time
-# 62 min measured on 2 heavily loaded cores; a no-op once built). See tests/k8s/README.md.
+# 16 min on 2 idle cores with empty Go caches; a no-op once built). See tests/k8s/README.md.
 .PHONY: kube-tools k8s
 kube-tools:
 	@scripts/kube-tools.sh

@@ -115,7 +115,7 @@ if [ ${#k8s[@]} -gt 0 ]; then
   pkgs=()
   for t in "${k8s[@]}"; do pkgs+=("${pkg[$t]}"); done
   echo "==> building ${k8s[*]} from k8s.io/kubernetes $K8S_VERSION into $BIN" \
-    "(first time: 52 min measured on 2 cores under heavy load; then cached)"
+    "(first time: ~11 min on 2 idle cores; then cached)"
   # One invocation: the packages the commands share compile once.
   run_timed "${k8s[*]}" in_mod go build -mod=readonly -trimpath -ldflags "$ld" -o "$tmp/" "${pkgs[@]}"
   for t in "${k8s[@]}"; do install_built "$t"; done
@@ -130,14 +130,14 @@ for t in "${todo[@]}"; do
       install_built etcd
       ;;
     kwok)
-      echo "==> building kwok $KWOK_VERSION (simulated nodes; first time ~5 min)"
+      echo "==> building kwok $KWOK_VERSION (simulated nodes; first time ~3 min)"
       run_timed kwok env GOBIN="$tmp" go install -trimpath \
         -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$K8S_VERSION" \
         "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
       install_built kwok
       ;;
     helm)
-      echo "==> building helm $HELM_VERSION (first time ~4 min)"
+      echo "==> building helm $HELM_VERSION (first time ~2 min)"
       hl="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
       hl+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
       for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
