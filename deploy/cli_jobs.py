@@ -712,6 +712,23 @@ def controller(
         int | None,
         typer.Option(min=1, help="with --kube: slots per TaskManager [Flink's count]"),
     ] = None,
+    min_taskmanagers: Annotated[
+        int,
+        typer.Option(min=1, help="with --kube: scale the TaskManager Deployment down no further"),
+    ] = 1,
+    taskmanager_scale_down: Annotated[
+        bool,
+        typer.Option(
+            help="with --kube: scale the TaskManager Deployment back down when the jobs need "
+            "fewer TaskManagers (only Pods running no task go)"
+        ),
+    ] = True,
+    taskmanager_scale_down_delay: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="with --kube: seconds the jobs must need fewer before any Pod goes"
+        ),
+    ] = 300.0,
     resync: Annotated[
         float, typer.Option(min=1.0, help="with --kube: seconds between full re-lists")
     ] = 60.0,
@@ -774,6 +791,10 @@ def controller(
             taskmanager_deployment=taskmanager_deployment,
             max_taskmanagers=max_taskmanagers,
             taskmanager_slots=taskmanager_slots,
+            min_taskmanagers=min_taskmanagers,
+            taskmanager_scale_down_delay=(
+                taskmanager_scale_down_delay if taskmanager_scale_down else None
+            ),
         )
         try:
             kube_cli.run_controller(options, once)

@@ -78,6 +78,11 @@ class KubeApi(Protocol):
     # Deployments' scale subresource (apps/v1)
     def get_replicas(self, deployment: str) -> int: ...
     def set_replicas(self, deployment: str, replicas: int) -> None: ...
+    def get_selector(self, deployment: str) -> str: ...
+
+    # Pods (core/v1): the TaskManager Deployment's, to choose which go on a scale-down
+    def list_pods(self, selector: str) -> list[Doc]: ...
+    def annotate_pod(self, name: str, annotations: dict[str, str]) -> None: ...
 
 
 def _jobs_path(namespace: str) -> str:
@@ -265,6 +270,27 @@ class RestApi:
             "PATCH",
             self._scale(deployment),
             {"spec": {"replicas": replicas}},
+            content_type="application/merge-patch+json",
+        )
+
+    def get_selector(self, deployment: str) -> str:
+        """The label selector of the Deployment's Pods, as the scale subresource gives it (so no
+        read access to the Deployment itself is needed)."""
+        doc = self._request("GET", self._scale(deployment))
+        return str((doc.get("status") or {}).get("selector") or "")
+
+    # -- Pods -------------------------------------------------------------------------------
+
+    def list_pods(self, selector: str) -> list[Doc]:
+        path = f"/api/v1/namespaces/{self.namespace}/pods"
+        doc = self._request("GET", path, query=[("labelSelector", selector)])
+        return list(doc.get("items") or [])
+
+    def annotate_pod(self, name: str, annotations: dict[str, str]) -> None:
+        self._request(
+            "PATCH",
+            f"/api/v1/namespaces/{self.namespace}/pods/{name}",
+            {"metadata": {"annotations": annotations}},
             content_type="application/merge-patch+json",
         )
 

@@ -40,6 +40,8 @@ class ControllerOptions:
     taskmanager_deployment: str | None = None
     max_taskmanagers: int = 4
     taskmanager_slots: int | None = None
+    min_taskmanagers: int = 1
+    taskmanager_scale_down_delay: float | None = 300.0  # None: never scale down
 
 
 def build(
@@ -57,6 +59,8 @@ def build(
             client,
             options.taskmanager_slots,
             kube_store.events,
+            min_replicas=options.min_taskmanagers,
+            scale_down_delay=options.taskmanager_scale_down_delay,
         )
     flink = FlinkRuntime(
         client,

@@ -28,6 +28,9 @@ CONTROLLER_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     # more TaskManagers when a job needs more slots (--taskmanager-deployment)
     {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "patch"]},
+    # fewer TaskManagers: list the Deployment's Pods, mark the idle ones to go first
+    # (the pod-deletion-cost annotation; deploy/kube/runtime.py)
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "patch"]},
 ]
 
 USER_RULES: list[dict[str, Any]] = [

@@ -5,12 +5,22 @@ Event for each action it performs.
 
 `DeploymentTaskManagers` is the Kubernetes mode's slot provider (the `SlotProvider` of
 deploy/controller/capacity.py, as the local stack's supervisor is locally): each tick the
-controller tells it the task slots its jobs want, and when the TaskManager Deployment has too few
+controller tells it the task slots its jobs want. When the TaskManager Deployment has too few
 replicas for them it asks for more through the Deployment's scale subresource, up to
-`max_replicas`, with an Event on the Deployment. Flink's scheduler then places the waiting tasks
-in the new TaskManagers as they register. Its `headroom` lets the autoscaler choose a
-parallelism the Deployment can still make room for. It never scales the Deployment down: the
-ReplicaSet chooses which Pod to delete, and that could be one running a job's tasks.
+`max_replicas`, with an Event on the Deployment; Flink's scheduler then places the waiting tasks
+in the new TaskManagers as they register. Its `headroom` lets the autoscaler choose a parallelism
+the Deployment can still make room for.
+
+Scaling down needs more care: the ReplicaSet, not Eddyline, chooses which Pod to delete, and it
+could choose one running a job's tasks. So only after the Deployment has had more replicas than
+the jobs need (and than `min_replicas`) for `scale_down_delay` does it pick Pods that hold no
+tasks — Pods whose TaskManager has every slot free in Flink, or Pods older than the delay with no
+TaskManager registered at all (never started, or lost) — marks them with the
+`controller.kubernetes.io/pod-deletion-cost` annotation so the ReplicaSet deletes those first,
+and lowers the replica count by as many. The chart names each TaskManager after its Pod
+(`taskmanager.resource-id`), which is how a Pod and its TaskManager are matched. A task Flink
+places on a chosen TaskManager in the moment between the check and the deletion is restarted
+from the job's last checkpoint, like any TaskManager loss.
 """
 
 from __future__ import annotations
@@ -19,7 +29,9 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from deploy.controller.flink import FlinkRuntime
 from deploy.controller.model import (
@@ -36,9 +48,15 @@ from deploy.flink_rest import FlinkClient
 from deploy.kube.api import KubeApi
 from deploy.kube.events import EventRecorder
 from deploy.spec import FlinkJob
+from deploy.stack import health
 
 log = logging.getLogger("eddyline.kube.runtime")
 REPLICAS_CACHE_S = 10.0
+SCALE_DOWN_DELAY_S = 300.0  # more replicas than needed this long before any goes
+SCALE_DOWN_RECHECK_S = 30.0  # when no Pod could go: look again after this long, not each tick
+# The ReplicaSet deletes the Pods with the lowest cost first (the default is 0).
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+GOING = "-1000"
 
 
 @dataclass(frozen=True)
@@ -61,6 +79,51 @@ def plan_replicas(slots: int, per: int, replicas: int, max_replicas: int) -> Sca
     return ScalePlan(replicas, wanted, needed, needed > max(replicas, max_replicas))
 
 
+def surplus(slots: int, per: int, replicas: int, min_replicas: int) -> int:
+    """Replicas beyond what `slots` task slots at `per` slots each take, and beyond
+    `min_replicas`."""
+    needed = math.ceil(max(0, slots) / max(1, per))
+    return max(0, replicas - max(needed, min_replicas))
+
+
+@dataclass(frozen=True)
+class TaskManagerPod:
+    name: str
+    created: float  # seconds since the epoch
+    deleting: bool = False
+
+    @classmethod
+    def of(cls, doc: Mapping[str, object]) -> TaskManagerPod:
+        meta = doc.get("metadata")
+        meta = meta if isinstance(meta, Mapping) else {}
+        stamp = str(meta.get("creationTimestamp") or "")
+        try:
+            created = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            created = time.time()  # unknown age: counted as new, so it is not taken
+        return cls(str(meta.get("name") or ""), created, bool(meta.get("deletionTimestamp")))
+
+
+def removable(
+    pods: Iterable[TaskManagerPod],
+    taskmanagers: Iterable[Mapping[str, object]],
+    now: float,
+    min_age: float,
+) -> list[str]:
+    """The Pods that hold no task, the ones to remove first at the front: Pods with no
+    TaskManager registered under their name that are older than `min_age` (one still starting is
+    left alone), then Pods whose TaskManager has every slot free; oldest first in each group (a
+    TaskManager that has not registered for longest is likeliest to be broken). Pods already
+    being deleted are not counted."""
+    idle: set[str] = set()
+    busy: set[str] = set()
+    for tm in taskmanagers:
+        (idle if health.idle(tm) else busy).add(str(tm.get("id") or ""))
+    live = sorted((p for p in pods if not p.deleting), key=lambda p: (p.created, p.name))
+    orphans = [p.name for p in live if p.name not in idle | busy and now - p.created >= min_age]
+    return orphans + [p.name for p in live if p.name in idle]
+
+
 class DeploymentTaskManagers:
     """`SlotProvider` over the TaskManager Deployment (deploy/controller/capacity.py)."""
 
@@ -72,14 +135,23 @@ class DeploymentTaskManagers:
         flink: FlinkClient | None = None,
         slots_per_taskmanager: int | None = None,
         events: EventRecorder | None = None,
+        *,
+        min_replicas: int = 1,
+        scale_down_delay: float | None = SCALE_DOWN_DELAY_S,
     ) -> None:
+        """`scale_down_delay` None: never scale the Deployment down."""
         self.api = api
         self.deployment = deployment
         self.max_replicas = max_replicas
+        self.min_replicas = min_replicas
+        self.scale_down_delay = scale_down_delay
         self.flink = flink
         self.events = events
         self._per = slots_per_taskmanager
         self._replicas: tuple[float, int] | None = None
+        self._surplus_since: float | None = None  # monotonic; None: no surplus now
+        self._next_look = 0.0  # monotonic: when to look for Pods to remove again
+        self._stuck = False  # the last look found none that could go (said once)
         self._warned: int | None = None
         self._failing: str | None = None  # the last error, logged once
         self._lock = threading.Lock()
@@ -129,6 +201,7 @@ class DeploymentTaskManagers:
             )
             log.info("TaskManager Deployment %s: %s", self.deployment, message)
             self._record("ScaledUp", message)
+        self._maybe_scale_down(slots, per, plan)
         if plan.capped and self._warned != slots:
             self._warned = slots
             self._record(
@@ -137,6 +210,55 @@ class DeploymentTaskManagers:
                 f"at most {self.max_replicas} are allowed (--max-taskmanagers)",
                 warning=True,
             )
+
+    def _maybe_scale_down(self, slots: int, per: int, plan: ScalePlan) -> None:
+        extra = 0 if plan.act else surplus(slots, per, plan.replicas, self.min_replicas)
+        now = time.monotonic()
+        if extra == 0 or self.scale_down_delay is None:
+            self._surplus_since = None
+            return
+        if self._surplus_since is None:
+            self._surplus_since = now
+        if now - self._surplus_since < self.scale_down_delay or now < self._next_look:
+            return
+        self._next_look = now + SCALE_DOWN_RECHECK_S
+        self._scale_down(slots, per)
+
+    def _scale_down(self, slots: int, per: int) -> None:
+        if self.flink is None:
+            return  # nothing can tell which TaskManagers are idle
+        replicas = self.api.get_replicas(self.deployment)  # not the cached count: it may be old
+        self._replicas = (time.monotonic(), replicas)
+        extra = surplus(slots, per, replicas, self.min_replicas)
+        if extra == 0:
+            return
+        pods = [
+            TaskManagerPod.of(p) for p in self.api.list_pods(self.api.get_selector(self.deployment))
+        ]
+        delay = self.scale_down_delay or 0.0
+        going = removable(pods, self.flink.taskmanagers(), time.time(), delay)[:extra]
+        if not going:
+            if not self._stuck:
+                log.info(
+                    "TaskManager Deployment %s: %d replica(s) more than the jobs need, but "
+                    "each runs tasks or is still starting; looking again every %.0f s",
+                    self.deployment, extra, SCALE_DOWN_RECHECK_S,
+                )  # fmt: skip
+            self._stuck = True
+            return
+        self._stuck = False
+        for name in going:  # marked first: the ReplicaSet deletes these before any other
+            self.api.annotate_pod(name, {DELETION_COST: GOING})
+        wanted = replicas - len(going)
+        self.api.set_replicas(self.deployment, wanted)
+        self._replicas = (time.monotonic(), wanted)
+        self._surplus_since = None
+        message = (
+            f"{replicas} → {wanted} replicas: the FlinkJobs want {slots} task slots, {per} per "
+            f"TaskManager; removing {', '.join(going)} (no tasks on them)"
+        )
+        log.info("TaskManager Deployment %s: %s", self.deployment, message)
+        self._record("ScaledDown", message)
 
     def headroom(self) -> int:
         """Slots the Deployment could still add (0 when that cannot be told now)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import httpx
 
 from deploy.kafka_io import admin
@@ -42,7 +44,13 @@ def flink_idle_taskmanagers(flink_url: str, timeout: float = 3.0) -> set[str] | 
     listed = _taskmanagers(flink_url, timeout)
     if listed is None:
         return None
-    return {str(tm["id"]) for tm in listed if tm.get("freeSlots") == tm.get("slotsNumber")}
+    return {str(tm["id"]) for tm in listed if idle(tm)}
+
+
+def idle(taskmanager: Mapping[str, object]) -> bool:
+    """A TaskManager of Flink's /taskmanagers with every slot free (no task on it)."""
+    slots, free = taskmanager.get("slotsNumber"), taskmanager.get("freeSlots")
+    return isinstance(slots, int) and free == slots
 
 
 def _taskmanagers(flink_url: str, timeout: float) -> list[dict[str, object]] | None:

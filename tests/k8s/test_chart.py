@@ -376,6 +376,34 @@ def test_controller_role_scales_only_this_release_taskmanagers() -> None:
     assert off.get("RoleBinding", CTL)["subjects"][0]["name"] == "eddyline-ctl"
 
 
+@pytest.mark.parametrize(
+    ("values", "sets", "delay"),
+    [
+        ("default.yaml", (), "300"),
+        ("production.yaml", (), "600"),
+        ("default.yaml", ("controller.scaleTaskManagers.scaleDown.enabled=false",), None),
+    ],
+)
+def test_controller_scales_taskmanagers_down_to_the_chart_replicas(
+    values: str, sets: tuple[str, ...], delay: str | None
+) -> None:
+    """Back down to taskmanager.replicas after the delay; the Pods rule (to mark idle Pods
+    for deletion) only when it may scale down."""
+    m = Manifests(render(VALUES / values, *sets))
+    args = container(m.get("Deployment", CTL)["spec"]["template"]["spec"], "controller")["args"]
+    assert flag(args, "--min-taskmanagers") == str(m.get("Deployment", TM)["spec"]["replicas"])
+    pods = [r for r in m.get("Role", CTL)["rules"] if "pods" in r["resources"]]
+    if delay is None:
+        assert "--no-taskmanager-scale-down" in args
+        assert "--taskmanager-scale-down-delay" not in args
+        assert pods == []
+    else:
+        assert flag(args, "--taskmanager-scale-down-delay") == delay
+        assert pods == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "patch"]}]
+    off = Manifests(render(VALUES / "small.yaml"))  # the controller scales nothing
+    assert not [r for r in off.get("Role", CTL)["rules"] if "pods" in r["resources"]]
+
+
 def test_flink_only_release_has_no_controller_no_role_and_its_own_names() -> None:
     m = Manifests(render(VALUES / "flink-only.yaml"))
     assert {component(w) for w, _ in m.workloads()} == FLINK_COMPONENTS

@@ -46,6 +46,7 @@ from tests.k8s.envtest import Kube
 
 SERVICE_ACCOUNT = "eddyline-controller"
 TASKMANAGERS = "flink-taskmanager"
+SCALE_DOWN_DELAY_S = 5.0
 JOB_DIRS = [paths.PROJECT_ROOT / "jobs", paths.PROJECT_ROOT / "tests" / "jobs"]
 
 ARTIFACTS = paths.PROJECT_ROOT / "test-artifacts" / "k8s"
@@ -238,6 +239,9 @@ def controller(cluster: Cluster, in_cluster: KubeTarget) -> Iterator[KubeControl
         resync=20,
         taskmanager_deployment=TASKMANAGERS,
         max_taskmanagers=3,
+        # Down to as many as the local stack runs, once fewer are wanted for a few seconds.
+        min_taskmanagers=int(cluster.flink.overview()["taskmanagers"]),
+        taskmanager_scale_down_delay=SCALE_DOWN_DELAY_S,
     )
     flink = FlinkClient(cluster.stack.flink_url)
     ctl = kube_cli.build(options, flink)
@@ -426,7 +430,7 @@ def test_status_writes_meet_resource_version_conflicts_on_the_real_api_server(
     cluster.wait(name, lambda j: j is None, "be deleted", timeout=30)
 
 
-def test_the_taskmanager_deployment_is_scaled_up_when_the_jobs_need_more_slots(
+def test_the_taskmanager_deployment_is_scaled_up_and_down_with_the_slots_the_jobs_need(
     cluster: Cluster, controller: KubeController, in_cluster: KubeTarget
 ) -> None:
     apps = client.AppsV1Api(cluster.kube.api_client)
@@ -488,6 +492,46 @@ def test_the_taskmanager_deployment_is_scaled_up_when_the_jobs_need_more_slots(
             "the second TaskManager Pod never turned ready:\n" + _pods_and_nodes(cluster, labels)
         )
         time.sleep(0.5)
+
+    # Fewer slots wanted: after the delay, back to `registered` replicas. No TaskManager has
+    # registered from these Pods (the local stack's run the tasks), so each holds no task; the
+    # oldest goes first, marked with the pod-deletion-cost annotation, and the ReplicaSet
+    # deletes it — by its own ranking it would delete the newest (ready for the shortest time).
+    core = client.CoreV1Api(cluster.kube.api_client)
+    selector = ",".join(f"{k}={v}" for k, v in labels.items())
+
+    def pods() -> list[Any]:
+        found = core.list_namespaced_pod(cluster.namespace, label_selector=selector).items
+        return sorted(found, key=lambda p: (p.metadata.creation_timestamp, p.metadata.name))
+
+    before = [p.metadata.name for p in pods()]
+    oldest, newest = before[0], before[-1]
+    cluster.patch(name, {"spec": {"job": {"parallelism": 1}}})
+
+    def down() -> list[Any]:
+        return [e for e in ours() if e.reason == "ScaledDown"]
+
+    deadline = time.monotonic() + 120
+    while not down():
+        assert time.monotonic() < deadline, f"not scaled down; log:\n{cluster.tail()}"
+        time.sleep(0.5)
+    (event,) = down()
+    assert event.message.startswith(f"{registered + 1} → {registered} replicas: ")
+    assert event.message.endswith(f"; removing {oldest} (no tasks on them)")
+    scale = apps.read_namespaced_deployment_scale(TASKMANAGERS, cluster.namespace)
+    assert scale.spec.replicas == registered
+
+    def settled() -> list[str]:  # Pods not being deleted
+        return [p.metadata.name for p in pods() if p.metadata.deletion_timestamp is None]
+
+    deadline = time.monotonic() + 60
+    while len(settled()) != registered:
+        assert time.monotonic() < deadline, "a Pod was never deleted:\n" + _pods_and_nodes(
+            cluster, labels
+        )
+        time.sleep(0.5)
+    assert oldest not in settled()
+    assert newest in settled()
 
     # The Role grants what the controller uses and nothing more: it cannot delete FlinkJobs.
     sa = connect(in_cluster)

@@ -2,7 +2,8 @@
 with the semantics the Kubernetes store relies on: resourceVersions and 409 conflicts,
 generation bumps on spec changes (and when a deletion starts), the status subresource (a main
 update ignores status, a status update ignores the rest), finalizers holding a deleted object,
-watches from a resourceVersion (410 once it is compacted), Leases, Events and Deployment scales.
+watches from a resourceVersion (410 once it is compacted), Leases, Events, Deployment scales
+and a Deployment's Pods (labelled `app=<deployment>`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class FakeKube:
         self.events: list[Doc] = []
         self.replicas: dict[str, int] = {}
         self.scale_requests: list[tuple[str, int]] = []
+        self.pods: dict[str, Doc] = {}  # name → Pod
         self.calls: list[str] = []  # "get_job ledger", "replace_job_status ledger", …
         self.version = 100
         self.history: list[tuple[int, str, Doc]] = []  # (resourceVersion, type, object)
@@ -269,6 +271,31 @@ class FakeKube:
             raise KubeError(f'deployments.apps "{deployment}" not found', 404, "NotFound")
         self.replicas[deployment] = replicas
         self.scale_requests.append((deployment, replicas))
+
+    def get_selector(self, deployment: str) -> str:
+        self.get_replicas(deployment)
+        return f"app={deployment}"
+
+    def list_pods(self, selector: str) -> list[Doc]:
+        self._call("list_pods", selector)
+        key, _, value = selector.partition("=")
+        return [
+            copy.deepcopy(p)
+            for p in self.pods.values()
+            if (p["metadata"].get("labels") or {}).get(key) == value
+        ]
+
+    def annotate_pod(self, name: str, annotations: dict[str, str]) -> None:
+        self._call("annotate_pod", name)
+        if name not in self.pods:
+            raise KubeError(f'pods "{name}" not found', 404, "NotFound")
+        self.pods[name]["metadata"].setdefault("annotations", {}).update(annotations)
+
+    def add_pod(self, deployment: str, name: str, created: str, deleting: bool = False) -> None:
+        meta: Doc = {"name": name, "labels": {"app": deployment}, "creationTimestamp": created}
+        if deleting:
+            meta["deletionTimestamp"] = created
+        self.pods[name] = {"metadata": meta, "status": {"phase": "Running"}}
 
     # -- what tests look at -----------------------------------------------------------------
 
