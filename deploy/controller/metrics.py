@@ -1,4 +1,8 @@
-"""The controller's Prometheus metrics (prometheus-client), served on its own port."""
+"""The controller's Prometheus metrics (prometheus-client), served on its own port.
+
+Each series names its FlinkJob in `job_name`, the label Flink's own metrics name the job in (the
+controller runs each job under its FlinkJob's name), so one dashboard variable selects both and
+nothing clashes with the `job` label Prometheus gives every scraped series."""
 
 from __future__ import annotations
 
@@ -15,77 +19,77 @@ class ControllerMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.reconciles = Counter(
-            "eddyline_controller_reconciles", "Reconciles of one job", ["job"], registry=r
+            "eddyline_controller_reconciles", "Reconciles of one job", ["job_name"], registry=r
         )
         self.actions = Counter(
             "eddyline_controller_actions",
             "Actions taken on Flink, by kind and result",
-            ["job", "kind", "result"],
+            ["job_name", "kind", "result"],
             registry=r,
         )
         self.errors = Counter(
             "eddyline_controller_errors",
             "Reconciles that hit an error (Flink/Kafka unreachable, a refused action)",
-            ["job", "kind"],
+            ["job_name", "kind"],
             registry=r,
         )
         self.lifecycle = Gauge(
             "eddyline_job_lifecycle",
             "1 for the job's current lifecycle state, 0 for the others",
-            ["job", "lifecycle"],
+            ["job_name", "lifecycle"],
             registry=r,
         )
         self.parallelism = Gauge(
-            "eddyline_job_parallelism", "Parallelism of the running job", ["job"], registry=r
+            "eddyline_job_parallelism", "Parallelism of the running job", ["job_name"], registry=r
         )
         self.restarts = Gauge(
             "eddyline_job_restarts",
             "Controller restarts since the job was stable",
-            ["job"],
+            ["job_name"],
             registry=r,
         )
         self.savepoint_duration = Histogram(
             "eddyline_savepoint_duration_seconds",
             "From a savepoint's trigger to its completion",
-            ["job", "trigger"],
+            ["job_name", "trigger"],
             buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
             registry=r,
         )
         self.last_savepoint = Gauge(
             "eddyline_last_savepoint_timestamp_seconds",
             "When the job's newest savepoint completed (age = time() - this)",
-            ["job"],
+            ["job_name"],
             registry=r,
         )
         self.last_savepoint_age = Gauge(
             "eddyline_last_savepoint_age_seconds",
             "Seconds since the job's newest savepoint completed",
-            ["job"],
+            ["job_name"],
             registry=r,
         )
 
         self.autoscaler_rescales = Gauge(
             "eddyline_autoscaler_rescales",
             "Rescales the autoscaler has decided for the job",
-            ["job"],
+            ["job_name"],
             registry=r,
         )
         self.autoscaler_target = Gauge(
             "eddyline_autoscaler_target_parallelism",
             "The parallelism the autoscaler's last evaluation chose",
-            ["job"],
+            ["job_name"],
             registry=r,
         )
         self.autoscaler_utilisation = Gauge(
             "eddyline_autoscaler_utilisation",
             "Busy fraction of the job's busiest vertex in the autoscaler's window",
-            ["job"],
+            ["job_name"],
             registry=r,
         )
         self.autoscaler_lag = Gauge(
             "eddyline_autoscaler_lag_records",
             "Records behind the head of the job's input topics (the sources' pendingRecords)",
-            ["job"],
+            ["job_name"],
             registry=r,
         )
 

@@ -53,22 +53,18 @@ class Prometheus:
 
 
 @contextmanager
-def running(
-    targets: Mapping[str, list[str]], folder: Path, honor_labels: frozenset[str] = frozenset()
-) -> Iterator[Prometheus]:
+def running(targets: Mapping[str, list[str]], folder: Path) -> Iterator[Prometheus]:
     """Prometheus scraping `targets` (scrape job → host:port list) every second until the
-    context ends. Jobs in `honor_labels` keep the labels they expose (the controller's metrics
-    carry a `job` label of their own)."""
+    context ends, with nothing but the defaults in each scrape configuration."""
     exe = binary()
     assert exe.is_file(), f"no Prometheus at {exe}: run `make test` or scripts/ensure-prometheus.sh"
     config = {
         "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "scrape_timeout": "1s"},
         "scrape_configs": [
-            {"job_name": job, "honor_labels": job in honor_labels,
-             "static_configs": [{"targets": hosts}]}
+            {"job_name": job, "static_configs": [{"targets": hosts}]}
             for job, hosts in targets.items()
         ],
-    }  # fmt: skip
+    }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = ports.free_port()

@@ -127,13 +127,14 @@ def test_submit_runs_and_a_savepoint_upgrade_keeps_the_ledgers_state(managed: Ma
     assert managed.controller is not None
     metrics = httpx.get(f"http://localhost:{managed.controller.metrics_port}/metrics").text
     for family in (
-        'eddyline_controller_actions_total{job="ledger-upgrade",kind="submit",result="ok"}',
-        'eddyline_controller_actions_total{job="ledger-upgrade",kind="stop-with-savepoint"',
+        'eddyline_controller_actions_total{job_name="ledger-upgrade",kind="submit",result="ok"}',
+        'eddyline_controller_actions_total{job_name="ledger-upgrade",kind="stop-with-savepoint"',
         "eddyline_controller_reconciles_total",
-        'eddyline_job_lifecycle{job="ledger-upgrade",lifecycle="RUNNING"} 1.0',
-        'eddyline_savepoint_duration_seconds_count{job="ledger-upgrade",trigger="upgrade"} 1.0',
-        'eddyline_last_savepoint_age_seconds{job="ledger-upgrade"}',
-        'eddyline_job_parallelism{job="ledger-upgrade"} 2.0',
+        'eddyline_job_lifecycle{job_name="ledger-upgrade",lifecycle="RUNNING"} 1.0',
+        'eddyline_savepoint_duration_seconds_count{job_name="ledger-upgrade",trigger="upgrade"} '
+        "1.0",
+        'eddyline_last_savepoint_age_seconds{job_name="ledger-upgrade"}',
+        'eddyline_job_parallelism{job_name="ledger-upgrade"} 2.0',
     ):
         assert family in metrics, family
 

@@ -121,10 +121,10 @@ def test_the_endpoints_expose_every_documented_family_for_the_running_jobs(
         assert name in ctl.declared, f"{name} not declared by the controller"
         if name not in families.ONLY_AFTER_AN_EVENT:
             assert ctl.samples.get(name), f"{name} has no samples"
-    assert {j.name for j in jobs.values()} <= ctl.jobs("eddyline_job_parallelism", "job")
-    assert jobs["attribution"].name in ctl.jobs("eddyline_autoscaler_target_parallelism", "job")
-    assert jobs["ledger"].name in ctl.jobs("eddyline_last_savepoint_age_seconds", "job")
-    assert jobs["ledger"].name in ctl.jobs("eddyline_savepoint_duration_seconds_bucket", "job")
+    assert {j.name for j in jobs.values()} <= ctl.jobs("eddyline_job_parallelism")
+    assert jobs["attribution"].name in ctl.jobs("eddyline_autoscaler_target_parallelism")
+    assert jobs["ledger"].name in ctl.jobs("eddyline_last_savepoint_age_seconds")
+    assert jobs["ledger"].name in ctl.jobs("eddyline_savepoint_duration_seconds_bucket")
 
 
 def _panel_queries() -> list[tuple[str, str]]:
@@ -140,9 +140,9 @@ def _panel_queries() -> list[tuple[str, str]]:
 def test_every_grafana_panel_query_reads_exposed_metrics_and_returns_data(
     stack: RunningStack, jobs: dict[str, FlinkJob], tmp_path: Path
 ) -> None:
-    """A real Prometheus scrapes the stack (the controller with honor_labels: its metrics carry
-    a `job` label of their own, see the README) and runs each query as Grafana would, for these
-    jobs; each must name only metrics the endpoints expose and return series."""
+    """A real Prometheus scrapes the stack with a plain scrape configuration and runs each query
+    as Grafana would, for these jobs; each must name only metrics the endpoints expose and return
+    series (the `$job` filter selects Flink's and the controller's series alike)."""
     ports = _endpoints(stack)
     exposed: set[str] = set()
     for port in ports.values():
@@ -153,9 +153,7 @@ def test_every_grafana_panel_query_reads_exposed_metrics_and_returns_data(
         "eddyline-controller": [f"localhost:{ports['controller']}"],
     }
     selected = "|".join(j.name for j in jobs.values())
-    with prometheus.running(
-        targets, tmp_path / "prometheus", frozenset({"eddyline-controller"})
-    ) as prom:
+    with prometheus.running(targets, tmp_path / "prometheus") as prom:
         deadline = time.monotonic() + 60
         while not (up := prom.targets_up()) or not all(up.values()):
             assert time.monotonic() < deadline, f"targets not up: {up}"

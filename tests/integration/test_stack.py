@@ -103,4 +103,4 @@ def test_the_stacks_controller_runs_a_submitted_job_and_deletes_it_with_a_savepo
     assert gone.returncode == 1
     assert "no job named" in gone.stderr
     metrics = httpx.get(f"http://localhost:{stack.settings.controller_port}/metrics").text
-    assert 'eddyline_controller_actions_total{job="smoke-' in metrics
+    assert 'eddyline_controller_actions_total{job_name="smoke-' in metrics

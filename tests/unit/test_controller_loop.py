@@ -207,7 +207,7 @@ def test_every_action_of_a_savepoint_upgrade_is_on_record_before_it_runs(
     assert final.operation is None
     assert final.observed_generation == 2
     assert runtime.kinds() == ["submit", "stop-with-savepoint", "submit"]
-    ok = {"job": NAME, "kind": "submit", "result": "ok"}
+    ok = {"job_name": NAME, "kind": "submit", "result": "ok"}
     assert metric(controller, "eddyline_controller_actions_total", **ok) == 2
 
 
@@ -274,7 +274,7 @@ def test_a_failing_action_records_the_error_and_a_backoff(
     assert isinstance(submitted, Submit)
     assert st.operation is not None
     assert st.operation.new_job_id == submitted.job_id  # the same submission, later
-    error = {"job": NAME, "kind": "submit", "result": "error"}
+    error = {"job_name": NAME, "kind": "submit", "result": "error"}
     assert metric(controller, "eddyline_controller_actions_total", **error) == 1
     # During the backoff, nothing is sent again.
     del runtime.fail["submit"]
@@ -316,7 +316,10 @@ def test_an_unexpected_exception_escapes_reconcile_but_not_run_once(
     with pytest.raises(RuntimeError, match="a bug"):
         controller.reconcile(NAME)
     controller.run_once()  # logged and counted, then the next job
-    assert metric(controller, "eddyline_controller_errors_total", job="other", kind="internal") == 1
+    assert (
+        metric(controller, "eddyline_controller_errors_total", job_name="other", kind="internal")
+        == 1
+    )
 
 
 def test_a_failed_disposal_is_only_an_event(store: SqliteStore, runtime: FakeRuntime) -> None:
@@ -392,7 +395,10 @@ def test_an_outage_backoff_skips_observing_until_it_is_over(
     st = status(store)
     assert st.outages == 1
     assert "Flink unreachable" in str(st.error)
-    assert metric(controller, "eddyline_controller_errors_total", job=NAME, kind="unreachable") == 1
+    assert (
+        metric(controller, "eddyline_controller_errors_total", job_name=NAME, kind="unreachable")
+        == 1
+    )
     assert len(runtime.observed) == 1
     controller.reconcile(NAME)  # within the 1 s backoff: not even observed
     assert len(runtime.observed) == 1

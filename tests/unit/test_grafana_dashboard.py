@@ -86,7 +86,9 @@ def test_queries_are_balanced_and_filter_by_the_job_variable(dashboard: dict[str
     for title, expr in queries(dashboard):
         for open_, close in ("()", "{}", "[]"):
             assert expr.count(open_) == expr.count(close), title
-        assert re.search(r'\bjob(_name)?=~"\$job"', expr), f"{title}: not filtered by $job"
+        assert re.search(r'\bjob_name=~"\$job"', expr), f"{title}: not filtered by $job"
+        # `job` is the label Prometheus gives each scrape target: never the job's name here.
+        assert not re.search(r"[{,(]\s*job\b(?!_)", expr), f"{title}: uses the `job` label"
 
 
 def test_every_query_reads_only_documented_metrics(dashboard: dict[str, Any]) -> None:
