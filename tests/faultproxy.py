@@ -81,7 +81,7 @@ class Exchange:
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, host: str = "127.0.0.1") -> None:
+    def __init__(self, upstream: str, host: str = "127.0.0.1", port: int = 0) -> None:
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname or "localhost"
         self.upstream_port = parts.port or 80
@@ -99,7 +99,7 @@ class FaultProxy:
             daemon_threads = True
             allow_reuse_address = True
 
-        self._server = Server((host, 0), Handler)
+        self._server = Server((host, port), Handler)
         self.port = self._server.server_address[1]
         self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), daemon=True)

@@ -41,6 +41,27 @@ BINARIES = (
     "helm",
 )
 KWOK_STAGES = Path(__file__).with_name("kwok-stages.yaml")
+FORWARDED_POD_PORT = 8081  # the JobManager's REST port in the chart
+
+
+def port_forward_config(forward_port: int) -> dict[str, object]:
+    """kwok configuration: a port-forward to FORWARDED_POD_PORT of any Pod goes to
+    127.0.0.1:forward_port."""
+    return {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "ClusterPortForward",
+        "metadata": {"name": "to-the-test"},
+        "spec": {
+            "forwards": [
+                {
+                    "ports": [FORWARDED_POD_PORT],
+                    "target": {"address": "127.0.0.1", "port": forward_port},
+                }
+            ]
+        },
+    }
+
+
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.1/16"
 FAKE_NODES = ("kwok-node-0", "kwok-node-1")
@@ -83,6 +104,10 @@ class Kube:
     ca_file: Path
     nodes: tuple[str, ...]
     components: dict[str, Component] = field(default_factory=dict)
+    # kwok plays each node's kubelet on one local port, and sends a port-forward to port
+    # FORWARDED_POD_PORT of any Pod to 127.0.0.1:forward_port (nothing listens there until a
+    # test does): `kubectl port-forward` through the API server reaches a local process.
+    forward_port: int = 0
 
     @property
     def helm(self) -> Path:
@@ -430,6 +455,7 @@ def _start(
     wait_until(etcd, "healthy /health", etcd_healthy, timeout)
 
     api_port = free_port()
+    kwok_port = free_port()  # kwok's kubelet API (logs, exec, port-forward) for every fake node
     server = f"https://127.0.0.1:{api_port}"
     apiserver = start_component(
         "kube-apiserver",
@@ -450,6 +476,10 @@ def _start(
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
+            # The fake nodes' kubelet is kwok, on 127.0.0.1 (their InternalIP); their Hostname
+            # resolves nowhere. kwok's serving certificate is its own: the API server does not
+            # check kubelet certificates without --kubelet-certificate-authority.
+            "--kubelet-preferred-address-types=InternalIP",
             "--allow-privileged=true",
             "--profiling=false",
             "--v=1",
@@ -515,17 +545,21 @@ def _start(
         logs,
     )
     components.append(scheduler)
-    kwok_port = free_port()
+    forward_port = free_port()
+    forwards = root / "kwok-port-forward.yaml"
+    forwards.write_text(yaml.safe_dump(port_forward_config(forward_port)))
     kwok = start_component(
         "kwok",
         [
             bin_("kwok"),
             f"--kubeconfig={kubeconfig}",
             f"--config={KWOK_STAGES}",
+            f"--config={forwards}",
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={'='.join(KWOK_ANNOTATION)}",
             f"--cidr={POD_CIDR}",
-            "--node-ip=10.244.0.1",
+            "--node-ip=127.0.0.1",
+            f"--node-port={kwok_port}",
             f"--server-address=127.0.0.1:{kwok_port}",
         ],
         logs,
@@ -542,6 +576,7 @@ def _start(
         ca_file=pki / "ca.crt",
         nodes=FAKE_NODES,
         components={c.name: c for c in components},
+        forward_port=forward_port,
     )
     try:
         _await_workers(kube, kcm, kcm_port, scheduler, sched_port, kwok, kwok_port, timeout)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import select
+import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from kubernetes import client
@@ -22,6 +26,9 @@ from kubernetes.client.rest import ApiException
 
 from deploy import crd, paths, spec
 from deploy.kube.rbac import CONTROLLER_RULES
+from tests.faultproxy import FaultProxy
+from tests.integration.cli import EDDYLINE
+from tests.integration.stacks import RunningStack
 from tests.k8s.chart import CHART, RELEASE, ROOT, VALUES, VALUES_FILES, render
 from tests.k8s.envtest import Kube
 
@@ -483,3 +490,45 @@ def test_flink_pods_identity_may_do_nothing(
 ) -> None:
     ns = installed.namespace
     assert not can(kube, ns, FLINK_SA, verb, group, resource, ns)
+
+
+def test_eddyline_dashboard_forwards_a_local_port_to_the_jobmanager_service(
+    kube: Kube, installed: Installed, stack: RunningStack
+) -> None:
+    """`eddyline dashboard --kube` runs `kubectl port-forward` to the release's JobManager
+    Service: through the real API server to the Pod's kubelet, which is kwok here — it hands
+    the Pod's port 8081 to 127.0.0.1:kube.forward_port. A proxy there passes each request on to
+    the test stack's Flink, standing in for the JobManager container kwok does not run."""
+    with FaultProxy(stack.flink_url, port=kube.forward_port) as flink:
+        command = [str(EDDYLINE), "dashboard", "--kube", "--namespace", installed.namespace]
+        command += ["--kubeconfig", str(kube.kubeconfig), "-o", "json"]
+        env = {**kube.env, "EDDYLINE_KUBECTL": str(kube.kubectl)}
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        ) as proc:
+            assert proc.stdout is not None
+            assert proc.stderr is not None
+            try:
+                ready, _, _ = select.select([proc.stdout], [], [], 120)
+                line = proc.stdout.readline() if ready else ""
+                if not line:
+                    proc.kill()
+                    pytest.fail(f"no address printed; stderr:\n{proc.stderr.read()}")
+                shown = json.loads(line)
+                assert f"service/{RELEASE}-jobmanager" in shown["portForward"]
+                assert f"--namespace {installed.namespace}" in shown["portForward"]
+                url = shown["url"]
+                with httpx.Client(timeout=30) as http:
+                    forwarded = http.get(f"{url}/overview").json()
+                    direct = http.get(f"{stack.flink_url}/overview").json()
+                    assert forwarded["flink-version"] == direct["flink-version"]
+                    assert forwarded["taskmanagers"] == direct["taskmanagers"]
+                    page = http.get(f"{url}/")  # the Web UI itself
+                    assert page.status_code == 200
+                    assert "<title>Apache Flink Web Dashboard</title>" in page.text
+                assert [e.path for e in flink.exchanges()][:2] == ["/overview", "/"]
+            finally:
+                proc.send_signal(signal.SIGINT)  # as Ctrl-C: the forward ends, the command too
+                code = proc.wait(timeout=30)
+                stderr = proc.stderr.read()
+    assert code == 0, stderr
