@@ -701,7 +701,7 @@ def controller(
     taskmanager_deployment: Annotated[
         str | None,
         typer.Option(
-            help="with --kube: the TaskManager Deployment to scale up when jobs need more slots",
+            help="with --kube: the TaskManager Deployment to scale with the slots the jobs need",
             show_default=False,
         ),
     ] = None,
