@@ -78,7 +78,7 @@ class KubeApi(Protocol):
     # Deployments' scale subresource (apps/v1)
     def get_replicas(self, deployment: str) -> int: ...
     def set_replicas(self, deployment: str, replicas: int) -> None: ...
-    def get_selector(self, deployment: str) -> str: ...
+    def get_scale(self, deployment: str) -> tuple[int, str]: ...
 
     # Pods (core/v1): the TaskManager Deployment's, to choose which go on a scale-down
     def list_pods(self, selector: str) -> list[Doc]: ...
@@ -262,8 +262,7 @@ class RestApi:
         return f"/apis/apps/v1/namespaces/{self.namespace}/deployments/{deployment}/scale"
 
     def get_replicas(self, deployment: str) -> int:
-        doc = self._request("GET", self._scale(deployment))
-        return int((doc.get("spec") or {}).get("replicas") or 0)
+        return self.get_scale(deployment)[0]
 
     def set_replicas(self, deployment: str, replicas: int) -> None:
         self._request(
@@ -273,11 +272,12 @@ class RestApi:
             content_type="application/merge-patch+json",
         )
 
-    def get_selector(self, deployment: str) -> str:
-        """The label selector of the Deployment's Pods, as the scale subresource gives it (so no
-        read access to the Deployment itself is needed)."""
+    def get_scale(self, deployment: str) -> tuple[int, str]:
+        """The replicas asked for and the label selector of the Deployment's Pods, as its scale
+        subresource gives them (so no read access to the Deployment itself is needed)."""
         doc = self._request("GET", self._scale(deployment))
-        return str((doc.get("status") or {}).get("selector") or "")
+        replicas = int((doc.get("spec") or {}).get("replicas") or 0)
+        return replicas, str((doc.get("status") or {}).get("selector") or "")
 
     # -- Pods -------------------------------------------------------------------------------
 

@@ -71,10 +71,15 @@ class ScalePlan:
         return self.wanted > self.replicas
 
 
+def taskmanagers_needed(slots: int, per: int) -> int:
+    """TaskManagers `slots` task slots take at `per` slots each."""
+    return math.ceil(max(0, slots) / max(1, per))
+
+
 def plan_replicas(slots: int, per: int, replicas: int, max_replicas: int) -> ScalePlan:
     """TaskManager replicas for `slots` task slots at `per` slots each: more when too few, capped
     at `max_replicas`, never fewer than now."""
-    needed = math.ceil(max(0, slots) / max(1, per))
+    needed = taskmanagers_needed(slots, per)
     wanted = max(replicas, min(needed, max_replicas))
     return ScalePlan(replicas, wanted, needed, needed > max(replicas, max_replicas))
 
@@ -82,8 +87,7 @@ def plan_replicas(slots: int, per: int, replicas: int, max_replicas: int) -> Sca
 def surplus(slots: int, per: int, replicas: int, min_replicas: int) -> int:
     """Replicas beyond what `slots` task slots at `per` slots each take, and beyond
     `min_replicas`."""
-    needed = math.ceil(max(0, slots) / max(1, per))
-    return max(0, replicas - max(needed, min_replicas))
+    return max(0, replicas - max(taskmanagers_needed(slots, per), min_replicas))
 
 
 @dataclass(frozen=True)
@@ -119,8 +123,9 @@ def removable(
     busy: set[str] = set()
     for tm in taskmanagers:
         (idle if health.idle(tm) else busy).add(str(tm.get("id") or ""))
+    registered = idle | busy
     live = sorted((p for p in pods if not p.deleting), key=lambda p: (p.created, p.name))
-    orphans = [p.name for p in live if p.name not in idle | busy and now - p.created >= min_age]
+    orphans = [p.name for p in live if p.name not in registered and now - p.created >= min_age]
     return orphans + [p.name for p in live if p.name in idle]
 
 
@@ -227,14 +232,13 @@ class DeploymentTaskManagers:
     def _scale_down(self, slots: int, per: int) -> None:
         if self.flink is None:
             return  # nothing can tell which TaskManagers are idle
-        replicas = self.api.get_replicas(self.deployment)  # not the cached count: it may be old
+        # Not the cached count, which may be old; the selector comes with it in one read.
+        replicas, selector = self.api.get_scale(self.deployment)
         self._replicas = (time.monotonic(), replicas)
         extra = surplus(slots, per, replicas, self.min_replicas)
         if extra == 0:
             return
-        pods = [
-            TaskManagerPod.of(p) for p in self.api.list_pods(self.api.get_selector(self.deployment))
-        ]
+        pods = [TaskManagerPod.of(p) for p in self.api.list_pods(selector)]
         delay = self.scale_down_delay or 0.0
         going = removable(pods, self.flink.taskmanagers(), time.time(), delay)[:extra]
         if not going:

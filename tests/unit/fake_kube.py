@@ -272,9 +272,11 @@ class FakeKube:
         self.replicas[deployment] = replicas
         self.scale_requests.append((deployment, replicas))
 
-    def get_selector(self, deployment: str) -> str:
-        self.get_replicas(deployment)
-        return f"app={deployment}"
+    def get_scale(self, deployment: str) -> tuple[int, str]:
+        self._call("get_scale", deployment)
+        if deployment not in self.replicas:
+            raise KubeError(f'deployments.apps "{deployment}" not found', 404, "NotFound")
+        return self.replicas[deployment], f"app={deployment}"
 
     def list_pods(self, selector: str) -> list[Doc]:
         self._call("list_pods", selector)
