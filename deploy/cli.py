@@ -38,6 +38,16 @@ def up(
     kafka_controller_port: Annotated[
         int | None, typer.Option(help="KRaft controller [9093]")
     ] = None,
+    kafka_external_address: Annotated[
+        str | None,
+        typer.Option(
+            help="also accept Kafka clients at this address, e.g. the bridge of `make "
+            "cluster-up` so that pods reach the broker [none: loopback only]"
+        ),
+    ] = None,
+    kafka_external_port: Annotated[
+        int | None, typer.Option(help="port of that second listener [9094]")
+    ] = None,
     flink_port: Annotated[
         int | None, typer.Option(help="Flink REST + Web UI [8081; EDDYLINE_FLINK_PORT]")
     ] = None,
@@ -68,6 +78,8 @@ def up(
         state_dir=state_dir,
         kafka_port=kafka_port,
         kafka_controller_port=kafka_controller_port,
+        kafka_external_address=kafka_external_address,
+        kafka_external_port=kafka_external_port,
         flink_port=flink_port,
         flink_rpc_port=flink_rpc_port,
         metrics_port=metrics_port,
@@ -94,6 +106,7 @@ def up(
                     "already_running": result.already_running,
                     "flink_url": result.state.flink_url,
                     "bootstrap_servers": result.state.bootstrap_servers,
+                    "external_bootstrap_servers": result.state.external_bootstrap_servers,
                 }
             )
         )
@@ -106,6 +119,8 @@ def up(
         console.print("[green]The local stack is up.[/green]")
     console.print(f"  Flink dashboard: [bold]{result.state.flink_url}[/bold]")
     console.print(f"  Kafka:           {result.state.bootstrap_servers}")
+    if result.state.external_bootstrap_servers:
+        console.print(f"  Kafka for pods:  {result.state.external_bootstrap_servers}")
     console.print("  Stop it with:    eddyline down")
 
 

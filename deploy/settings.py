@@ -26,6 +26,16 @@ class StackSettings(BaseSettings):
     host: str = Field("localhost", description="the address every server binds to")
     kafka_port: int = Field(9092, ge=1, le=65535, description="Kafka client listener")
     kafka_controller_port: int = Field(9093, ge=1, le=65535, description="KRaft controller")
+    kafka_external_address: str | None = Field(
+        None,
+        description=(
+            "a second Kafka listener on this address (e.g. the bridge of `make cluster-up`, so "
+            "that pods reach the broker), advertised as address:kafka_external_port"
+        ),
+    )
+    kafka_external_port: int = Field(
+        9094, ge=1, le=65535, description="port of the listener on kafka_external_address"
+    )
     flink_port: int = Field(8081, ge=1, le=65535, description="Flink REST API and Web UI")
     flink_rpc_port: int = Field(6123, ge=1, le=65535, description="JobManager RPC")
     metrics_port: int = Field(
@@ -54,6 +64,13 @@ class StackSettings(BaseSettings):
         return f"{self.host}:{self.kafka_port}"
 
     @property
+    def external_bootstrap_servers(self) -> str | None:
+        """The broker as clients outside this machine's loopback reach it (pods), if opened."""
+        if self.kafka_external_address is None:
+            return None
+        return f"{self.kafka_external_address}:{self.kafka_external_port}"
+
+    @property
     def flink_url(self) -> str:
         return f"http://{self.host}:{self.flink_port}"
 
@@ -70,6 +87,8 @@ class StackSettings(BaseSettings):
             "JobManager RPC": self.flink_rpc_port,
             "JobManager metrics": self.metrics_port,
         }
+        if self.kafka_external_address is not None:
+            ports["kafka external"] = self.kafka_external_port
         for i in range(1, self.taskmanagers + 1):
             ports[f"taskmanager-{i} metrics"] = self.taskmanager_metrics_port(i)
         if self.controller:

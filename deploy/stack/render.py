@@ -55,6 +55,8 @@ def kafka_server_properties(settings: StackSettings, extra: dict[str, str] | Non
         host=settings.host,
         port=settings.kafka_port,
         controller_port=settings.kafka_controller_port,
+        external_address=settings.kafka_external_address,
+        external_port=settings.kafka_external_port,
         data_dir=(settings.state_dir / "kafka" / "data").resolve(),
         transaction_max_timeout_ms=FLINK_EOS_TRANSACTION_TIMEOUT_MS,
         extra=extra or {},

@@ -39,6 +39,8 @@ class StackState(BaseModel):
     error_log: Path | None = None
     flink_url: str
     bootstrap_servers: str
+    # The second listener for pods of a local cluster (`eddyline up --kafka-external-address`).
+    external_bootstrap_servers: str | None = None
     components: list[ComponentState] = Field(default_factory=list)
     # Elastic TaskManagers (deploy/stack/elastic.py): the controller sizes its requests by these.
     slots_per_taskmanager: int = 1

@@ -70,6 +70,7 @@ class Supervisor:
             supervisor_pid=os.getpid(),
             flink_url=settings.flink_url,
             bootstrap_servers=settings.bootstrap_servers,
+            external_bootstrap_servers=settings.external_bootstrap_servers,
             slots_per_taskmanager=settings.slots,
             max_taskmanagers=max(settings.max_taskmanagers, settings.taskmanagers),
         )

@@ -84,3 +84,21 @@ def test_kafka_allows_flinks_exactly_once_transaction_timeout(tmp_path: Path) ->
 def test_kafka_log4j_writes_to_the_given_file(tmp_path: Path) -> None:
     conf = yaml.safe_load(render.kafka_log4j(tmp_path / "server.log"))
     assert conf["Configuration"]["Appenders"]["File"]["fileName"] == str(tmp_path / "server.log")
+
+
+def test_kafka_external_listener_only_when_asked(tmp_path: Path) -> None:
+    plain = _properties(render.kafka_server_properties(_settings(tmp_path)))
+    assert "EXTERNAL" not in plain["listeners"] + plain["listener.security.protocol.map"]
+    opened = _settings(tmp_path).model_copy(
+        update={"kafka_external_address": "10.234.0.1", "kafka_external_port": 19094}
+    )
+    props = _properties(render.kafka_server_properties(opened))
+    assert props["listeners"] == (
+        "PLAINTEXT://localhost:19092,CONTROLLER://localhost:19093,EXTERNAL://10.234.0.1:19094"
+    )
+    assert props["advertised.listeners"] == (
+        "PLAINTEXT://localhost:19092,EXTERNAL://10.234.0.1:19094"
+    )
+    assert props["listener.security.protocol.map"].endswith(",EXTERNAL:PLAINTEXT")
+    assert opened.external_bootstrap_servers == "10.234.0.1:19094"
+    assert opened.reserved_ports()["kafka external"] == 19094
