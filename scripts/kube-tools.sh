@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes test binaries the tests/k8s fixture runs, once, into a cache:
-#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl   (scripts/kube-build:
+#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
+#   kubelet, kube-proxy (the real node of `make cluster-up`)                  (scripts/kube-build:
 #       a wrapper module pinning k8s.io/kubernetes + go.etcd.io/etcd/server/v3, go.sum committed)
 #   kwok, helm                                                               (go install pkg@version)
 # into ${EDDYLINE_KUBE_BIN:-~/.cache/eddyline/bin}. A binary already in $KUBEBUILDER_ASSETS or on PATH
@@ -22,12 +23,14 @@ K8S_VERSION=$(awk '$1 == "k8s.io/kubernetes" && NF >= 2 {print $2}' "$mod/go.mod
 ETCD_VERSION=$(awk '$1 == "go.etcd.io/etcd/server/v3" && NF >= 2 {print $2}' "$mod/go.mod")
 k8s_minor=$(echo "$K8S_VERSION" | cut -d. -f2)
 
-tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok helm)
 declare -A pkg=(
   [kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
   [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
   [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
   [kubectl]=k8s.io/kubernetes/cmd/kubectl
+  [kubelet]=k8s.io/kubernetes/cmd/kubelet
+  [kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
 )
 
 modhash() { cat "$mod/go.mod" "$mod/go.sum" | sha256sum | cut -c1-16; }
@@ -115,7 +118,7 @@ if [ ${#k8s[@]} -gt 0 ]; then
   pkgs=()
   for t in "${k8s[@]}"; do pkgs+=("${pkg[$t]}"); done
   echo "==> building ${k8s[*]} from k8s.io/kubernetes $K8S_VERSION into $BIN" \
-    "(first time: ~11 min on 2 idle cores; then cached)"
+    "(first time: ~13 min on 2 idle cores; then cached)"
   # One invocation: the packages the commands share compile once.
   run_timed "${k8s[*]}" in_mod go build -mod=readonly -trimpath -ldflags "$ld" -o "$tmp/" "${pkgs[@]}"
   for t in "${k8s[@]}"; do install_built "$t"; done
