@@ -9,6 +9,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Addresses that mean "every interface" to a server's bind call.
+WILDCARDS = frozenset({"0.0.0.0", "::"})
+
 
 def default_state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -23,7 +26,16 @@ class StackSettings(BaseSettings):
     state_dir: Path = Field(
         default_factory=default_state_dir, description="logs, data, checkpoints"
     )
-    host: str = Field("localhost", description="the address every server binds to")
+    host: str = Field(
+        "localhost", description="the address clients reach the stack at (and, by default, bind to)"
+    )
+    bind_host: str | None = Field(
+        None,
+        description=(
+            "the address every server listens on; default: `host` (loopback only). "
+            "`0.0.0.0` opens every port to the network, deliberately"
+        ),
+    )
     kafka_port: int = Field(9092, ge=1, le=65535, description="Kafka client listener")
     kafka_controller_port: int = Field(9093, ge=1, le=65535, description="KRaft controller")
     kafka_external_address: str | None = Field(
@@ -58,6 +70,16 @@ class StackSettings(BaseSettings):
     taskmanager_memory: str = Field("2560m", pattern=r"^\d+[mg]$")
     kafka_heap: str = Field("768m", pattern=r"^\d+[mg]$")
     start_timeout: float = Field(180.0, gt=0, description="seconds to wait for health on `up`")
+
+    @property
+    def listen_host(self) -> str:
+        """The address the servers bind to: `bind_host` when set, else `host`."""
+        return self.bind_host or self.host
+
+    @property
+    def listens_everywhere(self) -> bool:
+        """True when the servers are opened to every interface (`bind_host` a wildcard)."""
+        return self.listen_host in WILDCARDS
 
     @property
     def bootstrap_servers(self) -> str:

@@ -56,6 +56,7 @@ def layout(settings: StackSettings) -> dict[str, Path]:
         "flink_conf": s / "flink" / "conf",
         "flink_lib": s / "flink" / "lib",
         "flink_pids": s / "flink" / "pids",
+        "flink_plugins": s / "flink" / "plugins",
     }
 
 
@@ -117,6 +118,8 @@ def _flink_env(settings: StackSettings, name: str) -> dict[str, str]:
         "FLINK_LIB_DIR": str(lay["flink_lib"]),
         "FLINK_LOG_DIR": str(lay["logs"] / name),
         "FLINK_PID_DIR": str(lay["flink_pids"]),
+        # The distribution's plugins, with a Prometheus reporter that binds (reporter.py).
+        "FLINK_PLUGINS_DIR": str(lay["flink_plugins"]),
         "FLINK_IDENT_STRING": "eddyline",
         # Flink's scripts read JAVA_HOME first; point them at the java we checked.
         "JAVA_HOME": str(Path(shutil.which("java") or "java").resolve().parent.parent),
@@ -196,6 +199,8 @@ def controller(settings: StackSettings) -> ProcessSpec:
             settings.bootstrap_servers,
             "--metrics-port",
             str(settings.controller_port),
+            "--metrics-host",
+            settings.listen_host,
         ],
         env={"PYTHONUNBUFFERED": "1"},
         port=settings.controller_port,

@@ -58,7 +58,7 @@ def up(settings: StackSettings, progress: Progress = _quiet) -> UpResult:
         if current is not None:
             return UpResult(current, already_running=True)
     prepare.check_tools()
-    ports.check_free(settings.reserved_ports(), settings.host)
+    ports.check_free(settings.reserved_ports(), settings.listen_host)
 
     progress("starting the supervisor")
     sup_pid = _launch_supervisor(settings)

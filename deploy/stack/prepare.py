@@ -10,7 +10,7 @@ from pathlib import Path
 from deploy import paths
 from deploy.errors import ComponentStartError, MissingToolError
 from deploy.settings import StackSettings
-from deploy.stack import components, render
+from deploy.stack import components, render, reporter
 
 
 def check_tools() -> str:
@@ -52,6 +52,7 @@ def write_configs(settings: StackSettings) -> None:
     _write_if_changed(conf / "config.yaml", render.flink_config(settings, paths.venv_python()))
     _write_if_changed(conf / "log4j-console.properties", render.flink_log4j())
     _link_flink_lib(lay["flink_lib"])
+    reporter.link_plugins(settings, lay["flink_plugins"])
 
 
 def _link_flink_lib(lib: Path) -> None:

@@ -12,6 +12,7 @@ import jinja2
 
 from deploy.paths import TEMPLATES
 from deploy.settings import StackSettings
+from deploy.stack import reporter
 
 # Flink's KafkaSink defaults transaction.timeout.ms to 1 h; the broker must allow at least that.
 FLINK_EOS_TRANSACTION_TIMEOUT_MS = 3_600_000
@@ -33,6 +34,8 @@ def flink_config(settings: StackSettings, python: Path, extra: dict[str, str] | 
     return _render(
         "flink-config.yaml.j2",
         host=settings.host,
+        bind_host=settings.listen_host,
+        metrics_factory=reporter.factory_class(settings),
         rpc_port=settings.flink_rpc_port,
         rest_port=settings.flink_port,
         slots=settings.slots,
@@ -53,6 +56,7 @@ def kafka_server_properties(settings: StackSettings, extra: dict[str, str] | Non
     return _render(
         "kafka-server.properties.j2",
         host=settings.host,
+        bind_host=settings.listen_host,
         port=settings.kafka_port,
         controller_port=settings.kafka_controller_port,
         external_address=settings.kafka_external_address,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import yaml
 
 from deploy.settings import StackSettings
-from deploy.stack import render
+from deploy.stack import render, reporter
 
 
 def _settings(tmp_path: Path) -> StackSettings:
@@ -102,3 +103,49 @@ def test_kafka_external_listener_only_when_asked(tmp_path: Path) -> None:
     assert props["listener.security.protocol.map"].endswith(",EXTERNAL:PLAINTEXT")
     assert opened.external_bootstrap_servers == "10.234.0.1:19094"
     assert opened.reserved_ports()["kafka external"] == 19094
+
+
+def test_every_flink_server_binds_to_loopback_by_default(tmp_path: Path) -> None:
+    conf = yaml.safe_load(render.flink_config(_settings(tmp_path), Path("/p")))
+    for key in (
+        "jobmanager.bind-host",
+        "taskmanager.bind-host",
+        "rest.bind-address",
+        "metrics.reporter.prom.host",
+    ):
+        assert conf[key] == "localhost", key
+    # Flink's own reporter has no bind address: the stack's plugin folder adds one that has.
+    assert conf["metrics.reporter.prom.factory.class"] == reporter.BOUND_FACTORY
+
+
+def test_bind_host_opens_the_servers_and_keeps_the_advertised_addresses(tmp_path: Path) -> None:
+    opened = _settings(tmp_path).model_copy(update={"bind_host": "0.0.0.0"})
+    conf = yaml.safe_load(render.flink_config(opened, Path("/p")))
+    for key in ("jobmanager.bind-host", "taskmanager.bind-host", "rest.bind-address"):
+        assert conf[key] == "0.0.0.0", key
+    assert conf["jobmanager.rpc.address"] == "localhost"
+    assert conf["taskmanager.host"] == "localhost"
+    assert conf["rest.address"] == "localhost"
+    # Opened on purpose: Flink's own reporter, which listens on every interface.
+    assert conf["metrics.reporter.prom.factory.class"] == reporter.FLINK_FACTORY
+
+
+def test_the_bound_reporter_is_a_flink_plugin_beside_flinks_own(tmp_path: Path) -> None:
+    jar = reporter.bound_reporter_jar()
+    with zipfile.ZipFile(jar) as z:
+        names = set(z.namelist())
+        service = z.read(
+            "META-INF/services/org.apache.flink.metrics.reporter.MetricReporterFactory"
+        ).decode()
+    assert service.strip() == reporter.BOUND_FACTORY
+    assert "org/apache/flink/metrics/prometheus/BoundPrometheusReporterFactory.class" in names
+    plugins = tmp_path / "plugins"
+    reporter.link_plugins(_settings(tmp_path), plugins)
+    flinks = reporter._flink_jars()[0].name
+    prom = sorted(p.name for p in (plugins / "metrics-prometheus").iterdir())
+    assert prom == sorted([jar.name, flinks])
+    assert (plugins / "metrics-jmx").is_symlink()
+    # Opened: Flink's reporter alone.
+    opened = _settings(tmp_path).model_copy(update={"bind_host": "0.0.0.0"})
+    reporter.link_plugins(opened, plugins)
+    assert [p.name for p in (plugins / "metrics-prometheus").iterdir()] == [flinks]

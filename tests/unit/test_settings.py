@@ -47,3 +47,17 @@ def test_reserved_ports_name_every_listener() -> None:
 def test_invalid_settings_are_rejected_naming_the_field(field: str, value: object) -> None:
     with pytest.raises(ValidationError, match=field):
         StackSettings(**{field: value})
+
+
+def test_servers_listen_on_the_client_address_unless_opened(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("EDDYLINE_BIND_HOST", raising=False)
+    s = StackSettings()
+    assert s.listen_host == "localhost"
+    assert not s.listens_everywhere
+    monkeypatch.setenv("EDDYLINE_BIND_HOST", "0.0.0.0")
+    opened = StackSettings()
+    assert opened.listen_host == "0.0.0.0"
+    assert opened.listens_everywhere
+    assert opened.bootstrap_servers == "localhost:9092"  # clients still use `host`
