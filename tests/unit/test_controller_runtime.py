@@ -668,7 +668,9 @@ def test_cancelling_a_job_that_is_gone_or_ended_is_fine(
     api: Api, rt: FlinkRuntime, status: int
 ) -> None:
     api.on("PATCH", "/jobs/j1", status, {"errors": ["not running"]})
-    rt.act(flinkjob(), Cancel("j1"))
+    rt.act(flinkjob(), Cancel("j1"))  # returns: the job is not running, which was the point
+    # The cancel was sent, once, and nothing else was.
+    assert api.requests == [("PATCH", "/jobs/j1", {"mode": "cancel"}, None)]
 
 
 def test_other_failures_of_an_action_are_raised(api: Api, rt: FlinkRuntime) -> None:
@@ -727,7 +729,22 @@ def test_submit_uploads_the_jar_once_and_runs_the_python_driver(api: Api, rt: Fl
 def test_a_resubmission_of_a_job_that_already_exists_is_fine(api: Api, rt: FlinkRuntime) -> None:
     api.on("POST", "/jars/abc_py.jar/run", 400, {"errors": ["DuplicateJobSubmissionException"]})
     api.on("GET", "/jobs/" + "a" * 32, 200, JOB)
-    rt.act(flinkjob(), Submit("a" * 32, flinkjob().spec, None))
+    rt.act(flinkjob(), Submit("a" * 32, flinkjob().spec, None))  # returns: the job exists
+    # Taken as done only once Flink confirmed a job of that id exists; nothing sent twice.
+    assert api.sent()[-2:] == [("POST", "/jars/abc_py.jar/run"), ("GET", "/jobs/" + "a" * 32)]
+    assert api.sent().count(("POST", "/jars/abc_py.jar/run")) == 1
+
+
+def test_a_refused_submission_of_a_job_that_does_not_exist_is_raised(
+    api: Api, rt: FlinkRuntime
+) -> None:
+    """The contrast: the same refusal for an id Flink does not know is a real failure."""
+    api.on("POST", "/jars/abc_py.jar/run", 400, {"errors": ["Could not execute application"]})
+    api.on("GET", "/jobmanager/log", 200, "")
+    with pytest.raises(FlinkError, match="answered 400") as info:
+        rt.act(flinkjob(), Submit("a" * 32, flinkjob().spec, None))
+    assert info.value.status == 400
+    assert ("GET", "/jobs/" + "a" * 32) in api.sent()
 
 
 def test_submit_refuses_an_entry_before_sending_anything(api: Api, rt: FlinkRuntime) -> None:

@@ -1389,7 +1389,7 @@ def test_write_ahead_holds_for_any_sequence_of_observations(
             job = with_status(job, action_failed(job, st_, plan.actions[0], "boom", now))
 
 
-# -- production bugs: each test below fails against the current code (see the report) -------------
+# -- regressions: bugs found in review and fixed in ae58e0d, one test each ------------------------
 
 
 def test_after_an_upgrade_the_new_job_is_not_stable_before_it_ran_stable_after_ms() -> None:

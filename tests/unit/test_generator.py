@@ -583,7 +583,23 @@ def test_exclusive_fractions_summing_over_one_name_them_all() -> None:
     assert "bot" in str(info.value)
 
 
-def test_edge_configs_are_accepted() -> None:
-    GeneratorConfig(max_out_of_order_ms=4_999, click_ratio=1.0, extra_fields=1.0, key_skew=0)
-    GeneratorConfig(out_of_order=0.2, late=0.2, duplicate=0.2, malformed=0.2, bot=0.2)
-    GeneratorConfig(events=0, mean_gap_ms=0, users=1, ads=1, campaigns=1, skus=1, warehouses=1)
+@pytest.mark.parametrize(
+    "edge",
+    [
+        {"max_out_of_order_ms": 4_999, "click_ratio": 1.0, "extra_fields": 1.0, "key_skew": 0},
+        {"out_of_order": 0.2, "late": 0.2, "duplicate": 0.2, "malformed": 0.2, "bot": 0.2},
+        {"events": 0, "mean_gap_ms": 0, "users": 1, "ads": 1, "campaigns": 1, "skus": 1},
+        {"events": 300, "mean_gap_ms": 0, "users": 1, "ads": 1, "campaigns": 1, "warehouses": 1},
+    ],
+    ids=["upper-bounds", "fractions-sum-to-one", "empty", "one-of-each"],
+)
+def test_edge_configs_are_accepted_and_generate_valid_streams(edge: dict[str, Any]) -> None:
+    config = GeneratorConfig(**{"events": 2_000, **edge})
+    assert {name: getattr(config, name) for name in edge} == edge  # kept as given
+    for profile in (clickstream, orders):
+        messages = profile(config)
+        assert len(messages) == config.events
+        for message in messages:
+            assert valid(message.topic, message.value) is (message.kind != "malformed")
+        check_event_time(config, messages)
+        assert summary(messages)["total"] == config.events
