@@ -1,32 +1,58 @@
-# syntax=docker/dockerfile:1
 # The eddyline image: one image for the Flink JobManager and TaskManagers, the controller and the
 # `helm test` Job (helm/eddyline). Flink is the distribution inside the apache-flink wheel — the
 # same one the local stack runs — so the cluster, its Python workers and the jobs agree on
 # versions; the Kafka connector comes from deploy/jvm/pom.xml, as for `make jars`.
 #
-#   docker build -t eddyline:0.1.0 .
+# Build it with `make image` (scripts/build-image.sh). That resolves the Python wheels and the
+# jars on the host into .cache/image/deps/ first, so nothing inside the build needs a network,
+# and on a machine with no container registry it makes the base images from Debian packages.
+# On a machine with one, the public images work as they are:
+#
+#   make image IMAGE_BASES=public     (python:3.11-slim-bookworm, maven:3.9-eclipse-temurin-17)
 #
 # It runs as Flink's usual user (uid/gid 9999) on a read-only root filesystem: the chart mounts
 # /opt/flink/conf (ConfigMap), /opt/flink/log, /opt/flink/tmp, /opt/flink/state and /tmp.
-# tests/unit/test_dockerfile.py checks what this file copies exists and agrees with the chart.
+# tests/unit/test_dockerfile.py checks it against the chart; tests/cluster runs it.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG MAVEN_IMAGE=maven:3.9-eclipse-temurin-17
 
-# --- the Flink Kafka connector, resolved by Maven from the project's pom -------------------------
+# --- the Flink Kafka connector: the jars resolved on the host, else Maven from the project's pom --
 FROM ${MAVEN_IMAGE} AS jars
 WORKDIR /build
 COPY deploy/jvm/pom.xml pom.xml
-RUN mvn -B -ntp -q -f pom.xml -P flink dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory=/jars
+COPY .cache/image/deps/jars/ /deps/jars/
+RUN mkdir -p /jars \
+    && if ls /deps/jars/*.jar >/dev/null 2>&1; then cp /deps/jars/*.jar /jars/; \
+       else mvn -B -ntp -q -f pom.xml -P flink dependency:copy-dependencies \
+              -DincludeScope=runtime -DoutputDirectory=/jars; fi
+
+# --- the virtualenv: built here so pip's build tools and the wheel files stay out of the image --
+FROM ${PYTHON_IMAGE} AS venv
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY .cache/image/deps/wheels/ /deps/wheels/
+# Eddyline is installed editable from /opt/eddyline so that jobs/ stays a folder: the controller
+# checks `.py` entries against it and the JobManager runs them from the same path.
+COPY pyproject.toml README.md /opt/eddyline/
+COPY deploy/ /opt/eddyline/deploy/
+COPY jobs/ /opt/eddyline/jobs/
+COPY udfs/ /opt/eddyline/udfs/
+RUN offline="" \
+    && if ls /deps/wheels/*.whl >/dev/null 2>&1; then offline="--no-index --find-links /deps/wheels"; fi \
+    && python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip install $offline -e /opt/eddyline \
+    && /opt/venv/bin/python -m compileall -q /opt/eddyline/deploy /opt/eddyline/jobs /opt/eddyline/udfs
 
 # --- the runtime ---------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
 
-# Java 17 for Flink; bash and flock (util-linux) for Flink's start scripts.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends openjdk-17-jre-headless bash util-linux \
-    && rm -rf /var/lib/apt/lists/* \
+# Java 17 for Flink; bash and flock (util-linux) for Flink's start scripts. A base made by
+# `make image` has them already; a public Python image gets them here.
+RUN if ! command -v java >/dev/null 2>&1; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends openjdk-17-jre-headless bash util-linux \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi \
     && ln -s "/usr/lib/jvm/java-17-openjdk-$(dpkg --print-architecture)" /opt/java \
     && groupadd --system --gid 9999 flink \
     && useradd --system --uid 9999 --gid flink --home-dir /opt/flink --shell /bin/bash flink
@@ -39,17 +65,8 @@ ENV JAVA_HOME=/opt/java \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# Eddyline and its dependencies (apache-flink pinned in pyproject.toml) in a virtualenv. The
-# project is installed editable from /opt/eddyline so that jobs/ stays a folder: the controller
-# checks `.py` entries against it and the JobManager runs them from the same path.
-COPY pyproject.toml README.md /opt/eddyline/
-COPY deploy/ /opt/eddyline/deploy/
-COPY jobs/ /opt/eddyline/jobs/
-COPY udfs/ /opt/eddyline/udfs/
-RUN python -m venv /opt/venv \
-    && pip install --upgrade pip \
-    && pip install -e /opt/eddyline \
-    && python -m compileall -q /opt/eddyline/deploy /opt/eddyline/jobs /opt/eddyline/udfs
+COPY --from=venv /opt/venv/ /opt/venv/
+COPY --from=venv /opt/eddyline/ /opt/eddyline/
 
 # Flink: the wheel's distribution as /opt/flink/dist (its scripts resolve the link), the Kafka
 # connector beside its lib/ jars, the default configuration for running the image on its own

@@ -31,6 +31,28 @@ monitoring-tools:
 kube-tools:
 	@scripts/kube-tools.sh
 
+# The real single-node cluster (deploy/localkube): Debian's docker.io, containerd, runc, CNI
+# plugins, debootstrap; kubelet, kube-proxy, CoreDNS and pause from kube-tools. Needs root.
+.PHONY: cluster-packages image cluster-up cluster-down cluster-status
+cluster-packages:
+	@scripts/ensure-cluster-packages.sh
+
+## image: build eddyline:<version> from the Dockerfile into .cache/image/ (no registry needed;
+##        IMAGE_BASES=public builds on the public python and maven images instead)
+image: setup cluster-packages
+	@PY=$(PY) scripts/build-image.sh
+
+## cluster-up: start the real local cluster (kubeconfig in .cache/cluster/kubeconfig) and load
+##             the image into its node; cluster-down stops it and leaves the machine as it was
+cluster-up: setup kube-tools cluster-packages
+	$(PY) -m deploy.localkube up
+
+cluster-down:
+	$(PY) -m deploy.localkube down
+
+cluster-status:
+	$(PY) -m deploy.localkube status
+
 $(VENV)/.installed: pyproject.toml
 	@scripts/ensure-tools.sh
 	@echo "==> Python packages into $(VENV) (first run downloads ~700 MB: apache-flink, beam, pandas…)"
@@ -55,7 +77,7 @@ demo: setup
 	$(PY) -m deploy.demo
 
 ## test: set up, lint, type-check and run the whole suite against a real stack
-test: setup monitoring-tools check kube-tools
+test: setup monitoring-tools check kube-tools image
 	$(PY) -m pytest -m "not soak" $(PYTEST_ARGS)
 
 check: lint typecheck

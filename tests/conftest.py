@@ -12,6 +12,12 @@ from deploy.stack import control
 from tests.integration.stacks import RunningStack, free_settings
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The real-cluster tests (tests/cluster) run last: they need the most memory and time, and
+    their last test stops the cluster."""
+    items.sort(key=lambda item: "tests/cluster" in str(item.path))
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """One stack for the session. If it cannot start, every test using it fails saying why."""

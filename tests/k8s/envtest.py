@@ -10,7 +10,6 @@ component that does not come up raises EnvtestError naming the component and its
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import ctypes
 import json
@@ -29,6 +28,8 @@ from typing import Any
 
 import yaml
 from kubernetes import client, config
+
+from deploy.localkube import pki as localkube_pki
 
 BIN_DIR = Path(os.environ.get("EDDYLINE_KUBE_BIN", Path.home() / ".cache" / "eddyline" / "bin"))
 BINARIES = (
@@ -260,103 +261,28 @@ def wait_until(
         time.sleep(0.25)
 
 
-# --- certificates (openssl CLI: the venv has no `cryptography`) --------------------------------
+# --- certificates (deploy/localkube/pki.py: the same PKI as the real local cluster) --------------
+
+API_SANS = (
+    "IP:127.0.0.1",
+    "IP:10.96.0.1",
+    "DNS:localhost",
+    "DNS:kubernetes",
+    "DNS:kubernetes.default",
+    "DNS:kubernetes.default.svc",
+    "DNS:kubernetes.default.svc.cluster.local",
+)
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    result = subprocess.run(
-        ["openssl", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=60
-    )
-    if result.returncode != 0:
-        raise EnvtestError(f"openssl {' '.join(args)} failed: {result.stderr.strip()}")
-
-
-def _ec_key(pki: Path, name: str) -> str:
-    key = f"{name}.key"
-    _openssl(
-        "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key, cwd=pki
-    )
-    return key
-
-
-def _signed_cert(pki: Path, name: str, subject: str, extensions: str) -> None:
-    key = _ec_key(pki, name)
-    _openssl("req", "-new", "-key", key, "-subj", subject, "-out", f"{name}.csr", cwd=pki)
-    (pki / f"{name}.ext").write_text(extensions)
-    _openssl(
-        "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-set_serial", str(int.from_bytes(os.urandom(8), "big")), "-days", "365",
-        "-sha256", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=pki,
-    )  # fmt: skip
-
-
-def make_pki(pki: Path) -> None:
+def make_pki(pki_dir: Path) -> None:
     """CA, apiserver serving cert, admin client cert (system:masters), service-account keys."""
-    pki.mkdir(parents=True, exist_ok=True)
-    _ec_key(pki, "ca")
-    _openssl(
-        "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=eddyline-envtest-ca",
-        "-days", "3650", "-sha256", "-out", "ca.crt",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature", cwd=pki,
-    )  # fmt: skip
-    sans = [
-        "IP:127.0.0.1",
-        "IP:10.96.0.1",
-        "DNS:localhost",
-        "DNS:kubernetes",
-        "DNS:kubernetes.default",
-        "DNS:kubernetes.default.svc",
-        "DNS:kubernetes.default.svc.cluster.local",
-    ]
-    _signed_cert(
-        pki,
-        "apiserver",
-        "/CN=kube-apiserver",
-        "keyUsage=critical,digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\n"
-        f"subjectAltName={','.join(sans)}\n",
-    )
-    _signed_cert(
-        pki,
-        "admin",
-        "/O=system:masters/CN=eddyline-admin",
-        "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
-    )
-    _openssl(
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        "sa.key",
-        cwd=pki,
-    )
-    _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+    try:
+        localkube_pki.make_pki(pki_dir, "eddyline-envtest-ca", API_SANS)
+    except localkube_pki.PkiError as e:
+        raise EnvtestError(str(e)) from None
 
 
-def write_kubeconfig(path: Path, server: str, ca_file: Path, user: dict[str, str]) -> None:
-    """A self-contained kubeconfig (certificates inline) for `user` (kubeconfig user fields)."""
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "envtest",
-                "cluster": {"server": server, "certificate-authority-data": _b64(ca_file)},
-            }
-        ],
-        "users": [{"name": "user", "user": user}],
-        "contexts": [{"name": "envtest", "context": {"cluster": "envtest", "user": "user"}}],
-        "current-context": "envtest",
-    }
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    path.chmod(0o600)
-
-
-def _b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
+write_kubeconfig = localkube_pki.write_kubeconfig
 
 
 # --- health checks -----------------------------------------------------------------------------
@@ -487,11 +413,9 @@ def _start(
         logs,
     )
     components.append(apiserver)
-    admin = {
-        "client-certificate-data": _b64(pki / "admin.crt"),
-        "client-key-data": _b64(pki / "admin.key"),
-    }
-    write_kubeconfig(root / "kubeconfig", server, pki / "ca.crt", admin)
+    write_kubeconfig(
+        root / "kubeconfig", server, pki / "ca.crt", localkube_pki.cert_user(pki, "admin")
+    )
     admin_tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
     admin_tls.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
     wait_until(apiserver, "ready /readyz", _http_ok(f"{server}/readyz", admin_tls), timeout)

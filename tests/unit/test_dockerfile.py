@@ -1,6 +1,7 @@
-"""The Dockerfile cannot be built here (no Docker engine), so it is checked by reading: what it
-copies exists and is in the build context, its Python and Flink match the project's pins, and the
-paths, user and commands the Helm chart relies on are the ones it creates."""
+"""The Dockerfile read statically: what it copies is in the build context, its Python and Flink
+match the project's pins, and the paths, user and commands the Helm chart relies on are the ones
+it creates. `make image` builds it for real and tests/cluster runs it in pods; these checks fail
+fast, without a build, when the Dockerfile and the chart drift apart."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 CHART = ROOT / "helm" / "eddyline"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+DEPS = ".cache/image/deps/"  # what `make image` resolved on the host
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -100,6 +102,11 @@ def test_everything_copied_from_the_context_exists_and_is_not_ignored() -> None:
     assert copies
     for sources, _ in copies:
         for source in sources:
+            if source.startswith(DEPS):
+                # Made by scripts/build-image.sh before every build (wheels and jars).
+                assert not dockerignore_excludes(source.rstrip("/")), source
+                assert source.rstrip("/").removeprefix(DEPS) in ("wheels", "jars"), source
+                continue
             path = ROOT / source
             assert path.exists(), f"COPY {source}: no such file in the project"
             rel = source.rstrip("/")
@@ -124,10 +131,12 @@ def test_the_installed_project_is_complete() -> None:
     assert PYPROJECT["project"]["readme"] in copied
     top_level = {p.split(".")[0] for p in PYPROJECT["tool"]["setuptools"]["packages"]}
     assert top_level <= copied, f"packages not copied: {top_level - copied}"
-    assert "pip install -e /opt/eddyline" in run_text()
+    assert "/opt/venv/bin/pip install $offline -e /opt/eddyline" in run_text()
+    # Offline when the host resolved the wheels: only those, no index.
+    assert 'offline="--no-index --find-links /deps/wheels"' in run_text()
     for sources, dest in context_copies():
         for src in sources:
-            if (ROOT / src).is_dir():  # a package keeps its name under /opt/eddyline
+            if (ROOT / src).is_dir() and not src.startswith(DEPS):  # a package keeps its name
                 assert dest == f"/opt/eddyline/{src.rstrip('/')}/", (src, dest)
 
 
@@ -167,7 +176,9 @@ def test_flink_is_the_pinned_wheel_with_what_the_image_uses() -> None:
 
 
 def test_kafka_connector_comes_from_the_project_pom() -> None:
-    [maven] = [a for a in args_of("RUN") if a.startswith("mvn ")]
+    [maven] = [a for a in args_of("RUN") if "mvn " in a]
+    # The jars resolved on the host come first; Maven only runs without them.
+    assert maven.index("cp /deps/jars/*.jar /jars/") < maven.index("mvn ")
     profile = re.search(r"-P (\w+)", maven)
     assert profile
     pom = (ROOT / "deploy" / "jvm" / "pom.xml").read_text()
@@ -216,7 +227,7 @@ def test_commands_the_chart_runs_exist_in_the_image() -> None:
         assert (paths.flink_home() / "bin" / script).exists()
     # `eddyline` (the controller) and `python` (the helm test, Flink's Python workers) on PATH.
     assert env["PATH"].startswith("/opt/venv/bin:")
-    assert "python -m venv /opt/venv" in run_text()
+    assert "python3 -m venv /opt/venv" in run_text()
     assert "/opt/venv/bin/python" in chart
     assert PYPROJECT["project"]["scripts"]["eddyline"] == "deploy.cli:app"
     assert "command: [eddyline]" in chart

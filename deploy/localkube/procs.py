@@ -1,0 +1,126 @@
+"""The cluster's host processes: started detached (they outlive `make cluster-up`), recorded by
+PID and start time, stopped by PID only."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import psutil
+from pydantic import BaseModel
+
+from deploy.errors import EddylineError
+
+
+class ClusterError(EddylineError):
+    """The local cluster could not start or stop; the message says what and where to look."""
+
+
+class Proc(BaseModel):
+    name: str
+    pid: int
+    create_time: float
+    log: Path
+
+    def alive(self) -> bool:
+        """Still running, and still the process we started (not a reused PID)."""
+        try:
+            p = psutil.Process(self.pid)
+            return abs(p.create_time() - self.create_time) < 1.0 and p.status() != "zombie"
+        except psutil.Error:
+            return False
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def start(name: str, argv: Sequence[str], logs: Path, env: Mapping[str, str] | None = None) -> Proc:
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{name}.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=logs,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,  # not killed with the shell or pytest that ran `up`
+        )
+    return Proc(
+        name=name, pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(), log=log
+    )
+
+
+def stop(proc: Proc, grace: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds. Only if it is still the process we started."""
+    if not proc.alive():
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while proc.alive() and time.monotonic() < deadline:
+        _reap(proc.pid)
+        time.sleep(0.1)
+    if proc.alive():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while proc.alive() and time.monotonic() < deadline:
+            _reap(proc.pid)
+            time.sleep(0.1)
+    _reap(proc.pid)
+
+
+def _reap(pid: int) -> None:
+    # When `up` and `down` run in one process (the tests), our children must be waited for.
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def wait_until(
+    proc: Proc, what: str, check: Callable[[], str | None], timeout: float, interval: float = 0.3
+) -> None:
+    """Poll `check` (None = ready, else why not) until ready; raise naming the component, its
+    log and its last lines if it dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    reason = "not checked yet"
+    while True:
+        if not proc.alive():
+            raise ClusterError(
+                f"{proc.name} exited while waiting for {what} (log {proc.log}):\n{proc.tail()}"
+            )
+        try:
+            result = check()
+        except Exception as e:  # the check talks to a server that may not be up yet
+            result = f"{type(e).__name__}: {e}"
+        if result is None:
+            return
+        reason = result
+        if time.monotonic() > deadline:
+            raise ClusterError(
+                f"{proc.name}: no {what} after {timeout:.0f} s (last: {reason}; log {proc.log}):"
+                f"\n{proc.tail()}"
+            )
+        time.sleep(interval)
+
+
+def run(argv: Sequence[str], timeout: float = 120, check: bool = True) -> str:
+    """A short command; its output, or ClusterError with its output."""
+    result = subprocess.run(
+        list(argv), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        raise ClusterError(
+            f"`{' '.join(argv)}` exited {result.returncode}: "
+            f"{(result.stderr or result.stdout).strip()[-2000:]}"
+        )
+    return result.stdout

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# `make image`: builds eddyline:<version> from the Dockerfile and saves it to
+# .cache/image/eddyline-<version>.tar (what `make cluster-up` loads into the node).
+#
+#  1. Python wheels and the Flink Kafka connector are resolved on the host (pip's and Maven's
+#     caches) into .cache/image/deps/, so nothing inside the build needs a network.
+#  2. Base images: with IMAGE_BASES=debian (the default) they are made from Debian packages with
+#     debootstrap from the mirror the host's apt already uses — no container registry needed —
+#     and kept in Docker's image store; IMAGE_BASES=public uses python:3.11-slim-bookworm and
+#     maven:3.9-eclipse-temurin-17 from a registry.
+#  3. A Docker engine of our own (its own socket and data folder, no bridge, no iptables) builds
+#     with the classic builder, and is stopped again unless one was already running there.
+# Idempotent and cached: Docker's layer cache, the base images, and the archive is written only
+# when the image changed.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+PY=${PY:-.venv/bin/python}
+version=$($PY -c 'from importlib.metadata import version; print(version("eddyline"))')
+tag="eddyline:$version"
+out=.cache/image
+deps=$out/deps
+archive=$out/eddyline-$version.tar
+bases=${IMAGE_BASES:-debian}
+docker_root=${EDDYLINE_DOCKER_ROOT:-/var/lib/eddyline-docker}
+sock=/run/eddyline-docker/docker.sock
+start=$SECONDS
+
+say() { echo "==> $*"; }
+fail() { echo "error: $*" >&2; exit 1; }
+
+scripts/ensure-cluster-packages.sh
+
+# --- 1. dependencies, resolved on the host ---------------------------------------------------
+mkdir -p "$deps/wheels" "$deps/jars"
+stamp=$(cat pyproject.toml | sha256sum | cut -c1-16)
+if [ "$(cat "$deps/wheels/.stamp" 2>/dev/null)" != "$stamp" ]; then
+  say "Python wheels for the image into $deps/wheels (from pip's cache when it has them)"
+  rm -f "$deps/wheels"/*.whl
+  # The project's dependencies (not its own wheel: the image installs it editable) and what
+  # building it needs (setuptools, wheel), as wheels for Python 3.11 on Linux.
+  $PY - <<'PYEOF' >"$deps/requirements.txt"
+import tomllib
+p = tomllib.load(open("pyproject.toml", "rb"))
+print("\n".join(p["project"]["dependencies"] + p["build-system"]["requires"]))
+PYEOF
+  $PY -m pip wheel -q --wheel-dir "$deps/wheels" -r "$deps/requirements.txt"
+  echo "$stamp" >"$deps/wheels/.stamp"
+fi
+make -s jars
+rm -f "$deps/jars"/*.jar
+cp .cache/jvm/flink/*.jar "$deps/jars/"
+
+# --- 2/3. a Docker engine of our own ---------------------------------------------------------
+started_dockerd=""
+stop_dockerd() {
+  [ -n "$started_dockerd" ] || return 0
+  kill "$started_dockerd" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$started_dockerd" 2>/dev/null || break; sleep 0.2; done
+  # No cgroup of the build's containers is left behind.
+  for d in /sys/fs/cgroup/*/eddyline-docker-build; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
+  true
+}
+trap stop_dockerd EXIT
+dk() { DOCKER_BUILDKIT=0 docker -H "unix://$sock" "$@"; }
+if ! dk version >/dev/null 2>&1; then
+  dockerd_bin=$(command -v dockerd || echo /usr/sbin/dockerd)
+  mkdir -p "$(dirname "$sock")" "$docker_root" "$out"
+  say "starting a Docker engine for the build (log $out/dockerd.log)"
+  "$dockerd_bin" -H "unix://$sock" --data-root "$docker_root" \
+    --exec-root /run/eddyline-docker/exec --pidfile /run/eddyline-docker/docker.pid \
+    --bridge=none --iptables=false --ip-masq=false --ip6tables=false \
+    --cgroup-parent=eddyline-docker-build >"$out/dockerd.log" 2>&1 &
+  started_dockerd=$!
+  for _ in $(seq 1 150); do dk version >/dev/null 2>&1 && break; sleep 0.2; done
+  dk version >/dev/null 2>&1 || fail "the Docker engine did not start (log $out/dockerd.log)"
+fi
+
+if [ "$bases" = debian ]; then
+  base=eddyline.local/debian-runtime:bookworm
+  if ! dk image inspect "$base" >/dev/null 2>&1; then
+    # The mirror the host's apt already uses; no host is named in the project.
+    mirror=$( (cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true) \
+      | grep -E '^(URIs:|deb )' | grep -v security | head -n1 \
+      | sed -E 's/^URIs: *//; s/^deb (\[[^]]*\] )?//' | awk '{print $1}')
+    [ -n "$mirror" ] || fail "no Debian mirror in /etc/apt/sources.list*: needed for debootstrap"
+    rootfs=$(mktemp -d /var/tmp/eddyline-rootfs.XXXXXX)
+    say "base image $base from Debian packages (debootstrap, ~2-3 min once)"
+    if ! debootstrap --variant=minbase \
+      --include=python3,python3-venv,openjdk-17-jre-headless,bash,util-linux \
+      bookworm "$rootfs" "$mirror" >"$out/debootstrap.log" 2>&1; then
+      rm -rf "$rootfs"
+      fail "debootstrap failed (log $out/debootstrap.log)"
+    fi
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    tar -C "$rootfs" -c . | dk import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - "$base" >/dev/null
+    rm -rf "$rootfs"
+  fi
+  build_args=(--build-arg "PYTHON_IMAGE=$base" --build-arg "MAVEN_IMAGE=$base")
+else
+  build_args=()
+fi
+
+say "docker build -t $tag (classic builder, no network inside)"
+dk build --network none "${build_args[@]}" -t "$tag" . >"$out/build.log" 2>&1 \
+  || { tail -n 30 "$out/build.log" >&2; fail "docker build failed (log $out/build.log)"; }
+
+id=$(dk image inspect -f '{{.Id}}' "$tag")
+if [ "$(cat "$archive.id" 2>/dev/null)" != "$id" ] || [ ! -f "$archive" ]; then
+  say "saving $tag to $archive"
+  dk save -o "$archive.tmp" "$tag"
+  mv "$archive.tmp" "$archive"
+  echo "$id" >"$archive.id"
+fi
+size=$(dk image inspect -f '{{.Size}}' "$tag")
+say "$tag built in $((SECONDS - start)) s: $((size / 1024 / 1024)) MiB ($archive)"

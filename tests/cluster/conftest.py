@@ -1,0 +1,195 @@
+"""The real single-node cluster (deploy/localkube: kubelet + containerd + runc + CNI bridge +
+kube-proxy + CoreDNS) for tests/cluster, started once per session and stopped at its end.
+
+Pods run the image `make image` built (loaded into the node, never pulled); Kafka is a local
+stack's broker outside the cluster, reached by the pods on the node's bridge. A part that cannot
+start fails the tests that need it, saying which and where its log is. These tests run last
+(tests/conftest.py): they need the most memory, and nothing else needs them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import config
+
+from deploy.errors import EddylineError
+from deploy.localkube import host, node
+from deploy.localkube.__main__ import image_archive, image_ref
+from deploy.localkube.layout import BIN_DIR, GATEWAY, NODE_NAME, Layout
+from deploy.settings import StackSettings
+from deploy.stack import control, ports
+from tests.integration.stacks import RunningStack, free_settings
+from tests.k8s.chart import CHART, RELEASE
+from tests.k8s.envtest import Kube
+
+VALUES = Path(__file__).with_name("values-real.yaml")
+STATE_CLAIM = "eddyline-test-state"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/cluster" in str(item.path):
+            item.add_marker(pytest.mark.cluster)
+
+
+@dataclass
+class RealCluster:
+    layout: Layout
+    kube: Kube
+    started_here: bool
+    # The host before `up` (for the teardown check); None when the cluster was already running.
+    before: dict[str, object] | None
+    stopped: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="session")
+def real_cluster() -> Iterator[RealCluster]:
+    layout = Layout.default()
+    archive = image_archive()
+    if not archive.exists():
+        pytest.fail(f"no image archive at {archive}: run `make image`", pytrace=False)
+    running = node.status(layout).running
+    before = None if running else host.snapshot(layout.root)
+    try:
+        result = node.up(layout, {image_ref(): archive})
+    except EddylineError as e:
+        failure = str(e)
+    else:
+        failure = ""
+    if failure:
+        pytest.fail(f"the local cluster did not start: {failure}", pytrace=False)
+    kube = Kube(
+        root=layout.root,
+        kubeconfig=result.kubeconfig,
+        server=result.server,
+        api_client=config.new_client_from_config(config_file=str(result.kubeconfig)),
+        bin_dir=BIN_DIR,
+        ca_file=layout.pki / "ca.crt",
+        nodes=(NODE_NAME,),
+    )
+    cluster = RealCluster(layout, kube, started_here=not result.already_running, before=before)
+    try:
+        yield cluster
+    finally:
+        kube.api_client.close()
+        if cluster.started_here and not cluster.stopped:
+            node.down(layout)
+
+
+@pytest.fixture(scope="session")
+def pod_kafka(
+    real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningStack, str]]:
+    """A local stack whose broker also listens on the node's bridge: (stack, pods' address)."""
+    settings: StackSettings = free_settings(
+        tmp_path_factory.mktemp("pod-kafka"),
+        kafka_external_address=GATEWAY,
+        kafka_external_port=ports.free_port(),
+        controller=False,
+    )
+    try:
+        result = control.up(settings)
+    except EddylineError as e:
+        pytest.fail(f"the local stack did not start: {e}", pytrace=False)
+    external = result.state.external_bootstrap_servers
+    assert external == f"{GATEWAY}:{settings.kafka_external_port}"
+    try:
+        yield RunningStack(settings, result.state), external
+    finally:
+        control.down(settings.state_dir)
+
+
+@dataclass
+class Release:
+    namespace: str
+    notes: str
+    install_seconds: float
+    bootstrap: str  # Kafka as the pods reach it
+    stack: RunningStack
+    cluster: RealCluster
+
+    @property
+    def kube(self) -> Kube:
+        return self.cluster.kube
+
+    def kubectl(self, *args: str, check: bool = True) -> str:
+        return self.kube.kubectl_run("-n", self.namespace, *args, check=check).stdout
+
+    def pods(self, component: str) -> list[dict[str, Any]]:
+        out = self.kubectl(
+            "get", "pods", "-l", f"app.kubernetes.io/component={component}", "-o", "yaml"
+        )
+        items: list[dict[str, Any]] = yaml.safe_load(out)["items"]
+        return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+    def service_ip(self, name: str) -> str:
+        return self.kubectl("get", "service", name, "-o", "jsonpath={.spec.clusterIP}").strip()
+
+    @property
+    def flink_url(self) -> str:
+        """The JobManager's REST API through its Service (the host reaches ClusterIPs)."""
+        return f"http://{self.service_ip(f'{RELEASE}-jobmanager')}:8081"
+
+
+def state_volume(namespace: str, path: Path) -> str:
+    """A hostPath PersistentVolume (ReadWriteMany: one node) bound to the chart's state claim."""
+    return yaml.safe_dump_all(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": f"state-{namespace}"},
+                "spec": {
+                    "capacity": {"storage": "5Gi"},
+                    "accessModes": ["ReadWriteMany"],
+                    "persistentVolumeReclaimPolicy": "Delete",
+                    "storageClassName": "",
+                    "hostPath": {"path": str(path), "type": "Directory"},
+                    "claimRef": {"namespace": namespace, "name": STATE_CLAIM},
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": STATE_CLAIM, "namespace": namespace},
+                "spec": {
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": "",
+                    "volumeName": f"state-{namespace}",
+                    "resources": {"requests": {"storage": "5Gi"}},
+                },
+            },
+        ]
+    )
+
+
+@pytest.fixture(scope="session")
+def release(real_cluster: RealCluster, pod_kafka: tuple[RunningStack, str]) -> Iterator[Release]:
+    """The chart installed with `helm install --wait` on the real node."""
+    stack, bootstrap = pod_kafka
+    kube = real_cluster.kube
+    ns = f"eddyline-{uuid.uuid4().hex[:6]}"
+    kube.kubectl_run("create", "namespace", ns)
+    volume = real_cluster.layout.run / "volumes" / ns
+    volume.mkdir(parents=True)
+    volume.chmod(0o777)  # pods run as uid 9999
+    kube.kubectl_run("apply", "-f", "-", input_text=state_volume(ns, volume))
+    started = time.monotonic()
+    result = kube.helm_run(
+        "install", RELEASE, str(CHART), "--namespace", ns, "--values", str(VALUES),
+        "--set", f"kafka.bootstrapServers={bootstrap}",
+        "--set", f"image.tag={image_ref().split(':')[1]}",
+        "--wait", "--timeout", "420s",
+    )  # fmt: skip
+    rel = Release(ns, result.stdout, time.monotonic() - started, bootstrap, stack, real_cluster)
+    yield rel
+    kube.helm_run("uninstall", RELEASE, "--namespace", ns, "--wait", check=False)
+    kube.kubectl_run("delete", "namespace", ns, "--wait=false", check=False)

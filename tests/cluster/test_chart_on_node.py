@@ -1,0 +1,288 @@
+"""The chart on a real node: real pods from the image `make image` built, `helm test`, the three
+reference jobs submitted with `eddyline submit --kube` and checked against the oracles, pods
+killed under the exactly-once ledger, `helm upgrade` and `helm uninstall`.
+
+The tests share one release (the session `release` fixture) and run in file order.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from deploy import kafka_io
+from deploy.generator import GeneratorConfig, clickstream, orders
+from deploy.localkube.__main__ import image_ref
+from deploy.localkube.layout import NODE_NAME
+from tests import oracles
+from tests.cluster.conftest import Release
+from tests.cluster.jobs import PodJob, delete, describe, submit, wait_running
+from tests.integration.jobrun import (
+    Topics,
+    canonical_values,
+    dead_letter_origins,
+    produce,
+    read_inputs,
+    read_output,
+)
+from tests.integration.test_reference_jobs import CLICKSTREAM, _closing_events, _closing_ts, _ts
+from tests.k8s.chart import RELEASE
+
+COMPONENTS = ("jobmanager", "taskmanager", "controller")
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    statuses = pod["status"].get("containerStatuses") or []
+    return pod["status"].get("phase") == "Running" and all(s["ready"] for s in statuses)
+
+
+def wait_pods(release: Release, component: str, count: int, timeout: float = 300) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    pods: list[Any] = []
+    while time.monotonic() < deadline:
+        pods = release.pods(component)
+        if len(pods) == count and all(_ready(p) for p in pods):
+            return pods
+        time.sleep(2)
+    raise AssertionError(
+        f"{count} Ready {component} pod(s) wanted, have "
+        f"{[(p['metadata']['name'], p['status'].get('phase')) for p in pods]}\n"
+        + release.kubectl("get", "events", "--sort-by=.lastTimestamp", check=False)[-3000:]
+    )
+
+
+def test_the_node_is_a_real_kubelet_on_containerd(release: Release) -> None:
+    node = json.loads(release.kube.kubectl_run("get", "node", NODE_NAME, "-o", "json").stdout)
+    info = node["status"]["nodeInfo"]
+    assert info["containerRuntimeVersion"].startswith("containerd://")
+    assert info["kubeletVersion"] == "v1.37.2"
+    ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready
+    assert ready[0]["status"] == "True"
+
+
+def test_helm_install_brings_every_pod_up_on_the_node(release: Release) -> None:
+    for component in COMPONENTS:
+        [pod] = wait_pods(release, component, 1)
+        assert pod["spec"]["nodeName"] == NODE_NAME
+        [c] = pod["status"]["containerStatuses"]
+        assert c["image"].endswith(image_ref()), c["image"]
+        assert c["restartCount"] == 0, f"{component} restarted: {c.get('lastState')}"
+    # A real process runs as the chart's non-root user, on a read-only root filesystem.
+    jm = release.pods("jobmanager")[0]["metadata"]["name"]
+    who = release.kubectl("exec", jm, "--", "id", "-u").strip()
+    assert who == "9999"
+    touch = release.kube.kubectl_run(
+        "-n", release.namespace, "exec", jm, "--", "touch", "/opt/eddyline/x", check=False
+    )
+    assert touch.returncode != 0
+    assert "Read-only file system" in touch.stderr
+
+
+def test_helm_test_runs_its_check_and_passes(release: Release) -> None:
+    result = release.kube.helm_run(
+        "test", RELEASE, "--namespace", release.namespace, "--timeout", "180s"
+    )
+    assert "Phase:          Succeeded" in result.stdout, result.stdout
+
+
+def test_pods_resolve_cluster_names_and_nothing_else(release: Release) -> None:
+    jm = release.pods("jobmanager")[0]["metadata"]["name"]
+    probe = (
+        "import socket\n"
+        "def r(n):\n"
+        "    try: return socket.gethostbyname(n)\n"
+        "    except OSError as e: return 'error'\n"
+        f"print(r('{RELEASE}-jobmanager'), r('kubernetes.default'), r('pypi.org'))\n"
+    )
+    out = release.kubectl("exec", jm, "--", "python", "-c", probe).split()
+    assert out[0] == release.service_ip(f"{RELEASE}-jobmanager")
+    assert out[1] == "10.234.1.1"
+    assert out[2] == "error", "a name outside the cluster resolved: DNS must not forward"
+
+
+ORDERS = GeneratorConfig(seed=7, events=3_000, skus=40, duplicate=0.03, malformed=0.02)
+
+
+def test_reference_jobs_in_pods_equal_the_oracles(release: Release, tmp_path: Path) -> None:
+    """Attribution, sessions and the exactly-once ledger, each a FlinkJob submitted with
+    `eddyline submit --kube`: the controller pod deploys them on the Flink pods, which read and
+    write the local stack's Kafka over the node's bridge."""
+    stack = release.stack
+    ledger = Topics.fresh("stock-levels")
+    clicks = Topics.fresh("attributed")
+    sessions_out = f"sessions-{clicks.run}"
+    kafka_io.create_topics(
+        stack.bootstrap_servers,
+        {ledger.orders: 2, ledger.output: 2, ledger.dead: 1, clicks.views: 2, clicks.clicks: 2,
+         clicks.output: 2, sessions_out: 2, clicks.late: 1, clicks.dead: 1,
+         f"late-s-{clicks.run}": 1, f"dead-s-{clicks.run}": 1},
+    )  # fmt: skip
+    produce(stack, orders(ORDERS), {"orders": ledger.orders})
+    messages = clickstream(CLICKSTREAM)
+    names = {"views": clicks.views, "clicks": clicks.clicks}
+    late = [m for m in messages if m.kind == "late"]
+    produce(stack, [m for m in messages if m.kind != "late"], names)
+
+    common = ["--starting-offsets", "earliest", "--checkpoint-interval", "2s"]
+    inputs = ["--views-topic", clicks.views, "--clicks-topic", clicks.clicks]
+    submit(release, tmp_path, f"ledger-{ledger.run}", "jobs.ledger", [
+        *common, "--orders-topic", ledger.orders, "--output-topic", ledger.output,
+        "--dead-letter-topic", ledger.dead,
+    ], kafka={"inputTopics": [ledger.orders], "outputTopics": [ledger.output]})  # fmt: skip
+    submit(release, tmp_path, f"attribution-{clicks.run}", "jobs.attribution", [
+        *common, *inputs, "--output-topic", clicks.output, "--late-topic", clicks.late,
+        "--dead-letter-topic", clicks.dead,
+    ])  # fmt: skip
+    submit(release, tmp_path, f"sessions-{clicks.run}", "jobs.sessions", [
+        *common, *inputs, "--output-topic", sessions_out, "--late-topic", f"late-s-{clicks.run}",
+        "--dead-letter-topic", f"dead-s-{clicks.run}",
+    ])  # fmt: skip
+    jobs: list[PodJob] = []
+    try:
+        attribution = wait_running(release, f"attribution-{clicks.run}")
+        sessions = wait_running(release, f"sessions-{clicks.run}")
+        jobs += [attribution, sessions]
+        # Lateness made deterministic, as in tests/integration/test_reference_jobs.py.
+        latest_late = max(_ts(m.value) for m in late)
+        for job in (attribution, sessions):
+            job.wait_watermark(latest_late, timeout=300)
+        produce(stack, late, names)
+        closing = _closing_ts([m.value for m in messages])
+        _closing_events(stack, clicks, closing)
+
+        order_inputs = read_inputs(stack, ledger.orders)
+        expected_ledger = oracles.ledger(order_inputs)
+        got_ledger = read_output(
+            stack, ledger.output, sum(expected_ledger.output.values()), read_committed=True
+        )
+        assert canonical_values(got_ledger) == expected_ledger.output
+        dead = read_output(stack, ledger.dead, expected_ledger.counts["dead_lettered"])
+        assert dead_letter_origins(dead) == expected_ledger.dead
+
+        views, clicks_in = read_inputs(stack, clicks.views), read_inputs(stack, clicks.clicks)
+        late_values = {m.value for m in late}
+        late_keys = {
+            (r.topic, r.partition, r.offset) for r in views + clicks_in if r.value in late_values
+        }
+        exp_attr = oracles.attribution(views, clicks_in, late=late_keys)
+        exp_sess = oracles.sessions(
+            views, clicks_in, late=late_keys, gap_ms=1_800_000, final_watermark=closing - 5_001
+        )
+        for expected, out, late_topic, dead_topic in (
+            (exp_attr, clicks.output, clicks.late, clicks.dead),
+            (exp_sess, sessions_out, f"late-s-{clicks.run}", f"dead-s-{clicks.run}"),
+        ):
+            assert sum(expected.output.values()) > 50
+            got = read_output(stack, out, sum(expected.output.values()))
+            assert canonical_values(got) == expected.output, out
+            got_late = read_output(stack, late_topic, sum(expected.late.values()))
+            assert canonical_values(got_late) == expected.late, late_topic
+            got_dead = read_output(stack, dead_topic, sum(expected.dead.values()))
+            assert dead_letter_origins(got_dead) == expected.dead, dead_topic
+    finally:
+        for job in jobs:
+            job.flink.close()
+        for name in (f"attribution-{clicks.run}", f"sessions-{clicks.run}", f"ledger-{ledger.run}"):
+            delete(release, name)
+
+
+def _live_jobs(release: Release, name: str) -> list[dict[str, Any]]:
+    """Flink's own list (not the controller's record): jobs named `name` that are not over."""
+    job = PodJob(release.flink_url, "")
+    try:
+        return [
+            j
+            for j in job.flink.jobs()
+            if j.get("name") == name and j["state"] not in ("FINISHED", "CANCELED", "FAILED")
+        ]
+    finally:
+        job.flink.close()
+
+
+def test_ledger_survives_pod_kills_and_a_helm_upgrade(release: Release, tmp_path: Path) -> None:
+    """The exactly-once ledger runs while a TaskManager pod and then the controller pod are
+    deleted, and while `helm upgrade` rolls the TaskManager and controller pods: read with
+    read_committed, every movement is applied exactly once, and Flink runs one job for it."""
+    stack = release.stack
+    topics = Topics.fresh("stock-levels")
+    name = f"ledger-{topics.run}"
+    kafka_io.create_topics(
+        stack.bootstrap_servers, {topics.orders: 2, topics.output: 2, topics.dead: 1}
+    )
+    batches = orders(GeneratorConfig(seed=13, events=9_000, skus=60, duplicate=0.03, malformed=0.0))
+    third = len(batches) // 3
+    produce(stack, batches[:third], {"orders": topics.orders})
+    submit(release, tmp_path, name, "jobs.ledger", [
+        "--starting-offsets", "earliest", "--checkpoint-interval", "2s",
+        "--orders-topic", topics.orders, "--output-topic", topics.output,
+        "--dead-letter-topic", topics.dead,
+    ], kafka={"inputTopics": [topics.orders], "outputTopics": [topics.output]})  # fmt: skip
+    job = wait_running(release, name)
+    try:
+        first_id = job.id
+        read_output(stack, topics.output, 100, read_committed=True)  # it is applying movements
+
+        [tm] = release.pods("taskmanager")
+        release.kubectl("delete", "pod", tm["metadata"]["name"], "--wait=false")
+        [controller] = release.pods("controller")
+        release.kubectl("delete", "pod", controller["metadata"]["name"], "--wait=false")
+        produce(stack, batches[third : 2 * third], {"orders": topics.orders})
+        wait_pods(release, "taskmanager", 1)
+        wait_pods(release, "controller", 1)
+
+        upgrade = release.kube.helm_run(
+            "upgrade", RELEASE, str(Path(__file__).parents[2] / "helm" / "eddyline"),
+            "--namespace", release.namespace, "--reuse-values",
+            "--set", "taskmanager.podLabels.rolled=once",
+            "--set", "controller.podLabels.rolled=once",
+            "--wait", "--timeout", "300s",
+        )  # fmt: skip
+        assert "STATUS: deployed" in upgrade.stdout
+        for component in ("taskmanager", "controller"):
+            [pod] = wait_pods(release, component, 1)
+            assert pod["metadata"]["labels"].get("rolled") == "once"
+        produce(stack, batches[2 * third :], {"orders": topics.orders})
+
+        inputs = read_inputs(stack, topics.orders)
+        expected = oracles.ledger(inputs)
+        records = read_output(
+            stack, topics.output, sum(expected.output.values()), read_committed=True
+        )
+        assert canonical_values(records) == expected.output
+        by_sku: dict[str, list[dict[str, object]]] = {}
+        for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+            by_sku.setdefault(json.loads(r.value)["sku"], []).append(json.loads(r.value))
+        assert by_sku == oracles.ledger_by_sku(inputs)
+        live = _live_jobs(release, name)
+        assert len(live) == 1, live
+        # The session cluster restarted the job from its checkpoint; nobody submitted another.
+        assert live[0]["jid"] == first_id
+        status = describe(release, name)["status"]
+        assert status["jobId"] == first_id
+    finally:
+        job.flink.close()
+        delete(release, name)
+
+
+def test_helm_uninstall_removes_everything_it_created(release: Release) -> None:
+    kube = release.kube
+    kube.helm_run(
+        "uninstall", RELEASE, "--namespace", release.namespace, "--wait", "--timeout", "180s"
+    )
+    kinds = (
+        "all,configmaps,secrets,serviceaccounts,roles,rolebindings,poddisruptionbudgets,"
+        "networkpolicies,ingresses"
+    )
+    left = release.kubectl(
+        "get", kinds, "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name"
+    )
+    assert left.strip() == ""
+    deadline = time.monotonic() + 120
+    pods = release.kubectl("get", "pods", "-o", "name")
+    while pods.strip() and time.monotonic() < deadline:
+        time.sleep(2)
+        pods = release.kubectl("get", "pods", "-o", "name")
+    assert pods.strip() == "", f"pods left after uninstall: {pods}"

@@ -1,0 +1,39 @@
+"""Last: `make cluster-down` (node.down) leaves the machine as it was before `up` — no process,
+mount, network link, route, iptables rule, network namespace or cgroup of the cluster, and every
+kernel setting kubelet or kube-proxy changed put back."""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+
+from deploy.localkube import host, node
+from tests.cluster.conftest import RealCluster
+
+
+def test_cluster_down_leaves_the_machine_as_it_was(real_cluster: RealCluster) -> None:
+    layout = real_cluster.layout
+    if not real_cluster.started_here or real_cluster.before is None:
+        pytest.skip(
+            "the cluster was started outside the tests (make cluster-up) and is left running; "
+            "teardown is checked when the tests start it themselves, as in CI"
+        )
+    state = node.load_state(layout)
+    assert state is not None
+    pids = [p.pid for p in state.procs]
+    result = node.down(layout)
+    real_cluster.stopped = result.stopped
+    assert set(result.stopped) == set(node.ORDER)
+    after = host.snapshot(layout.root)
+    assert host.diff_snapshots(real_cluster.before, after) == []
+    assert [p for p in pids if psutil.pid_exists(p)] == []
+    root = str(layout.root.resolve())
+    left = [
+        p.info["pid"]
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if any(root in part for part in (p.info.get("cmdline") or []))
+    ]
+    assert left == [], f"processes still naming {root}: {left}"
+    assert not node.status(layout).running
+    # A second `down` has nothing to do.
+    assert not node.down(layout).was_running
