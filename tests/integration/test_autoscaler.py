@@ -1,11 +1,13 @@
 """The autoscaler on the real stack: a backlog far beyond one subtask makes the ledger scale up
-(a savepoint upgrade, so every movement still counts once); once the backlog is gone it scales
-back down after the delay."""
+(in place, on the adaptive scheduler: the same job rescaled from its latest checkpoint, so every
+movement still counts once); once the backlog is gone it scales back down after the delay."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,30 @@ from tests.integration.managed import Managed, flinkjob
 from tests.integration.stacks import RunningStack
 
 BACKLOG = GeneratorConfig(seed=3, events=40_000, skus=200, duplicate=0.01, malformed=0.0)
+
+
+CATCH_UP_S = 60  # the spec's catchUp below
+HIGH = 0.5 + 0.2  # its targetUtilization + utilizationBand
+
+
+def assert_scale_up_follows_from_its_inputs(decision: dict[str, Any]) -> None:
+    """The recorded inputs are what the decision was made from, and they call for it: records
+    waiting (at most the backlog produced), a need of more than one subtask, the target rate
+    made of the input rate and the lag over catchUp, and the reason's trigger true of them."""
+    inputs = decision["inputs"]
+    assert 0 < inputs["lag"] <= BACKLOG.events, inputs
+    assert inputs["needed"] >= 2, inputs
+    assert inputs["target_rate"] == pytest.approx(
+        inputs["input_rate"] + inputs["lag"] / CATCH_UP_S, abs=0.15
+    ), inputs
+    reason = decision["reason"]
+    if reason.endswith("lag is growing"):
+        assert inputs["lag_growth_per_s"] > 0, inputs
+    else:
+        busy = re.fullmatch(r"scale up 1 → 2: busy (\d+)%", reason)
+        assert busy is not None, reason
+        assert inputs["utilisation"] > HIGH, inputs
+        assert abs(int(busy[1]) - inputs["utilisation"] * 100) <= 1, (reason, inputs)
 
 
 @pytest.fixture
@@ -70,7 +96,7 @@ def test_a_backlog_scales_the_ledger_up_and_its_end_scales_it_down(managed: Mana
     first = up.status.autoscaler["decisions"][0]
     assert first["current"] == 1
     assert first["reason"].startswith("scale up 1 → 2")
-    assert first["inputs"]["utilisation"] > 0.7 or first["inputs"]["lag"] > 0
+    assert_scale_up_follows_from_its_inputs(first)
     # The local stack runs the adaptive scheduler: the job is rescaled in place.
     assert first["applied"] == "in place"
     assert up.spec.job.parallelism == 1  # the user's spec is left as written
