@@ -99,7 +99,9 @@ class Managed:
         self.store = SqliteStore(self.settings.controller_db)
         self.flink = FlinkClient(stack.flink_url)
         self.controller: ControllerProcess | None = None
-        self.seen_job_ids: set[str] = set()
+        # Flink's own job list when the test began: any job it lists later beyond these is one
+        # this test's controller started (the session's stack runs one test at a time).
+        self.jobs_before = {j["jid"] for j in self.flink.jobs()}
 
     def start_controller(self, failpoints: str = "", elastic: bool = False) -> ControllerProcess:
         self.controller = ControllerProcess(self.stack, self.state_dir, failpoints, elastic)
@@ -116,8 +118,6 @@ class Managed:
     def job(self, name: str) -> FlinkJob:
         job = self.store.get(name)
         assert job is not None, f"{name} is not in the store"
-        if job.status.job_id:
-            self.seen_job_ids.add(job.status.job_id)
         return job
 
     def wait(
@@ -142,22 +142,16 @@ class Managed:
         )
 
     def live_flink_jobs(self) -> list[str]:
-        """Ids of this test's jobs that Flink still runs (any the controller ever reported)."""
-        for job in self.store.list():
-            for jid in (
-                job.status.job_id,
-                job.status.operation and job.status.operation.new_job_id,
-            ):
-                if jid:
-                    self.seen_job_ids.add(jid)
-        live = []
-        for jid in sorted(self.seen_job_ids):
-            try:
-                if self.flink.job(jid)["state"] not in TERMINAL_STATES:
-                    live.append(jid)
-            except Exception:
-                continue
-        return live
+        """Ids of the jobs Flink runs now that it did not list when this test began, sorted.
+
+        From Flink's own job list, not from the ids the controller recorded: a job it started
+        and never recorded counts too, and a REST error fails the test rather than reading as
+        "not live"."""
+        return sorted(
+            j["jid"]
+            for j in self.flink.jobs()
+            if j["jid"] not in self.jobs_before and j["state"] not in TERMINAL_STATES
+        )
 
     def close(self) -> None:
         """Delete every job through the controller; cancel what is left, stop the controller."""
