@@ -2,8 +2,9 @@
 # `make image`: builds eddyline:<version> from the Dockerfile and saves it to
 # .cache/image/eddyline-<version>.tar (what `make cluster-up` loads into the node).
 #
-#  1. Python wheels and the Flink Kafka connector are resolved on the host (pip's and Maven's
-#     caches) into .cache/image/deps/, so nothing inside the build needs a network.
+#  1. Python wheels (for the base image's Python version) and the Flink Kafka connector are
+#     resolved on the host (pip's and Maven's caches) into .cache/image/deps/, so nothing inside
+#     the build needs a network.
 #  2. Base images: with IMAGE_BASES=debian (the default) they are made from Debian packages with
 #     debootstrap from the mirror the host's apt already uses — no container registry needed —
 #     and kept in Docker's image store; IMAGE_BASES=public uses python:3.11-slim-bookworm and
@@ -31,26 +32,6 @@ say() { echo "==> $*"; }
 fail() { echo "error: $*" >&2; exit 1; }
 
 scripts/ensure-cluster-packages.sh
-
-# --- 1. dependencies, resolved on the host ---------------------------------------------------
-mkdir -p "$deps/wheels" "$deps/jars"
-stamp=$(cat pyproject.toml | sha256sum | cut -c1-16)
-if [ "$(cat "$deps/wheels/.stamp" 2>/dev/null)" != "$stamp" ]; then
-  say "Python wheels for the image into $deps/wheels (from pip's cache when it has them)"
-  rm -f "$deps/wheels"/*.whl
-  # The project's dependencies (not its own wheel: the image installs it editable) and what
-  # building it needs (setuptools, wheel), as wheels for Python 3.11 on Linux.
-  $PY - <<'PYEOF' >"$deps/requirements.txt"
-import tomllib
-p = tomllib.load(open("pyproject.toml", "rb"))
-print("\n".join(p["project"]["dependencies"] + p["build-system"]["requires"]))
-PYEOF
-  $PY -m pip wheel -q --wheel-dir "$deps/wheels" -r "$deps/requirements.txt"
-  echo "$stamp" >"$deps/wheels/.stamp"
-fi
-make -s jars
-rm -f "$deps/jars"/*.jar
-cp .cache/jvm/flink/*.jar "$deps/jars/"
 
 # --- 2/3. a Docker engine of our own ---------------------------------------------------------
 started_dockerd=""
@@ -98,9 +79,57 @@ if [ "$bases" = debian ]; then
     rm -rf "$rootfs"
   fi
   build_args=(--build-arg "PYTHON_IMAGE=$base" --build-arg "MAVEN_IMAGE=$base")
+  base_ref=$base
 else
   build_args=()
+  base_ref=python:3.11-slim-bookworm
+  dk image inspect "$base_ref" >/dev/null 2>&1 || dk pull "$base_ref"
 fi
+
+# --- 1. dependencies, resolved on the host for the image's Python --------------------------------
+# The image's Python may not be the host's (Debian's 3.11.2 vs a newer 3.11): markers such as
+# python_full_version < "3.11.3" differ, so the wheels are chosen for the base image's version.
+base_python=$(dk run --rm --network none "${base_ref}" python3 -c 'import platform; print(platform.python_version())')
+mkdir -p "$deps/wheels" "$deps/jars"
+stamp="$(cat pyproject.toml | sha256sum | cut -c1-16) $base_python"
+if [ "$(cat "$deps/wheels/.stamp" 2>/dev/null)" != "$stamp" ]; then
+  say "Python wheels for the image's Python $base_python into $deps/wheels (pip's cache first)"
+  rm -f "$deps/wheels"/*.whl
+  # The project's dependencies (not its own wheel: the image installs it editable) and what
+  # building it needs (setuptools, wheel).
+  $PY - <<'PYEOF' >"$deps/requirements.txt"
+import tomllib
+p = tomllib.load(open("pyproject.toml", "rb"))
+print("\n".join(p["project"]["dependencies"] + p["build-system"]["requires"]))
+PYEOF
+  # Wheels of the packages published only as source, built here (pure Python)...
+  $PY -m pip wheel -q --wheel-dir "$deps/wheels" -r "$deps/requirements.txt"
+  # ...and the whole set resolved again for the image's interpreter, binary wheels only.
+  platforms=()
+  for p in manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux_2_5_x86_64 \
+    manylinux1_x86_64 linux_x86_64; do platforms+=(--platform "$p"); done
+  $PY -m pip download -q --dest "$deps/wheels" --find-links "$deps/wheels" --only-binary=:all: \
+    --implementation cp --python-version "$base_python" --abi "cp$(echo "$base_python" | cut -d. -f1,2 | tr -d .)" \
+    "${platforms[@]}" -r "$deps/requirements.txt"
+  # pip on the host cannot evaluate every marker for another interpreter (python_full_version):
+  # let the image's own pip resolve offline, and fetch on the host whatever it finds missing.
+  for _ in 1 2 3 4 5 6; do
+    if check=$(dk run --rm --network none -v "$root/$deps:/deps:ro" "$base_ref" sh -c \
+      'python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --dry-run --no-index --find-links /deps/wheels -r /deps/requirements.txt' 2>&1); then
+      break
+    fi
+    missing=$(echo "$check" | sed -n 's/.*No matching distribution found for \([^;]*\).*/\1/p' | head -n1)
+    [ -n "$missing" ] || fail "resolving the image's Python packages failed: $check"
+    say "  + $missing (needed by the image's Python $base_python)"
+    $PY -m pip download -q --dest "$deps/wheels" --find-links "$deps/wheels" --only-binary=:all: \
+      --implementation cp --python-version "$base_python" \
+      --abi "cp$(echo "$base_python" | cut -d. -f1,2 | tr -d .)" "${platforms[@]}" "$missing"
+  done
+  echo "$stamp" >"$deps/wheels/.stamp"
+fi
+make -s jars
+rm -f "$deps/jars"/*.jar
+cp .cache/jvm/flink/*.jar "$deps/jars/"
 
 say "docker build -t $tag (classic builder, no network inside)"
 dk build --network none "${build_args[@]}" -t "$tag" . >"$out/build.log" 2>&1 \

@@ -4,6 +4,7 @@
 #   kubelet, kube-proxy (the real node of `make cluster-up`)                  (scripts/kube-build:
 #       a wrapper module pinning k8s.io/kubernetes + go.etcd.io/etcd/server/v3, go.sum committed)
 #   kwok, helm                                                               (go install pkg@version)
+#   coredns (cluster DNS, no forwarding), pause (the pod sandbox)             (scripts/cluster-build)
 # into ${EDDYLINE_KUBE_BIN:-~/.cache/eddyline/bin}. A binary already in $KUBEBUILDER_ASSETS or on PATH
 # is linked there instead of built (EDDYLINE_KUBE_FROM_PATH=0 builds everything).
 # Idempotent: each binary has a stamp (version + go.sum hash); re-running with all stamps current
@@ -12,6 +13,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mod="$root/scripts/kube-build"
+node_mod="$root/scripts/cluster-build"
 BIN=${EDDYLINE_KUBE_BIN:-$HOME/.cache/eddyline/bin}
 stamps="$BIN/.stamps"
 from_path=${EDDYLINE_KUBE_FROM_PATH:-1}
@@ -23,7 +25,7 @@ K8S_VERSION=$(awk '$1 == "k8s.io/kubernetes" && NF >= 2 {print $2}' "$mod/go.mod
 ETCD_VERSION=$(awk '$1 == "go.etcd.io/etcd/server/v3" && NF >= 2 {print $2}' "$mod/go.mod")
 k8s_minor=$(echo "$K8S_VERSION" | cut -d. -f2)
 
-tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok helm)
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok helm coredns pause)
 declare -A pkg=(
   [kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
   [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
@@ -34,11 +36,13 @@ declare -A pkg=(
 )
 
 modhash() { cat "$mod/go.mod" "$mod/go.sum" | sha256sum | cut -c1-16; }
+node_modhash() { cat "$node_mod"/go.mod "$node_mod"/go.sum "$node_mod"/*/main.go | sha256sum | cut -c1-16; }
 want_stamp() {
   case $1 in
     etcd) echo "go.etcd.io/etcd/server/v3@$ETCD_VERSION $(modhash)" ;;
     kwok) echo "sigs.k8s.io/kwok@$KWOK_VERSION" ;;
     helm) echo "helm.sh/helm/v3@$HELM_VERSION" ;;
+    coredns | pause) echo "cluster-build $(node_modhash)" ;;
     *) echo "k8s.io/kubernetes@$K8S_VERSION $(modhash)" ;;
   esac
 }
@@ -51,6 +55,7 @@ current() { # built with the wanted stamp, or linked from outside and still ther
 external() { # a usable binary outside our cache: $KUBEBUILDER_ASSETS first, then PATH
   local found=""
   [ "$from_path" = 1 ] || return 1
+  case $1 in coredns | pause) return 1 ;; esac # ours: always built from scripts/cluster-build
   if [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/$1" ]; then
     found="$KUBEBUILDER_ASSETS/$1"
   else
@@ -149,6 +154,12 @@ for t in "${todo[@]}"; do
       run_timed helm env GOBIN="$tmp" go install -trimpath -ldflags "$hl" \
         "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
       install_built helm
+      ;;
+    coredns | pause)
+      echo "==> building $t from scripts/cluster-build (first time: coredns ~2 min)"
+      run_timed "$t" env -C "$node_mod" go build -mod=readonly -trimpath -ldflags "-s -w" \
+        -o "$tmp/$t" "./$t"
+      install_built "$t"
       ;;
   esac
 done

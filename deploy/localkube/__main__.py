@@ -98,6 +98,8 @@ def status(as_json: JsonOpt = False) -> None:
         console.print("running" if result.running else "not running")
         for name, alive in result.components.items():
             console.print(f"  {name}: {'running' if alive else 'stopped'}")
+        for line in result.pod_problems:
+            console.print(f"  {line}", highlight=False, soft_wrap=True)
     if not result.running:
         sys.exit(1)
 

@@ -132,6 +132,10 @@ def ensure_forward_rules() -> None:
         run(["iptables", "-I", "FORWARD", "1", *_rule(spec)])
 
 
+def kube_proxy_synced() -> bool:
+    return "-j KUBE-FORWARD" in run(["iptables", "-S", "FORWARD"])
+
+
 def forward_rules_first() -> bool:
     lines = [ln for ln in run(["iptables", "-S", "FORWARD"]).splitlines() if ln.startswith("-A")]
     head = lines[: len(FORWARD_RULES)]

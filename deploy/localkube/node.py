@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 from pydantic import BaseModel, Field
@@ -509,7 +510,14 @@ def _start(  # noqa: PLR0915 - one start sequence, read top to bottom
     procs.wait_until(
         proxy, "healthy /healthz", _http_ok(f"http://127.0.0.1:{proxy_health}/healthz"), 120
     )
-    # kube-proxy inserted its chains at the top of FORWARD: ours go back in front.
+    # kube-proxy inserts its chains at the top of FORWARD on its first sync (after /healthz):
+    # once they are there, ours go back in front, where they stay (it only re-adds a missing jump).
+    procs.wait_until(
+        proxy,
+        "its FORWARD rules",
+        lambda: None if host.kube_proxy_synced() else "no KUBE-FORWARD jump yet",
+        120,
+    )
     host.ensure_forward_rules()
 
     def default_sa() -> str | None:
@@ -698,6 +706,9 @@ class Status(BaseModel):
     server: str | None = None
     kubeconfig: Path
     components: dict[str, bool] = Field(default_factory=dict)
+    # One line per pod that is not Running and Ready, quoting why (its container's waiting
+    # reason, else its latest Warning Event): e.g. an image that is not loaded on the node.
+    pod_problems: list[str] = Field(default_factory=list)
 
 
 def status(layout: Layout) -> Status:
@@ -707,5 +718,41 @@ def status(layout: Layout) -> Status:
     comps = {p.name: p.alive() for p in state.procs}
     running = all(comps.values()) and api_healthy(layout, state)
     return Status(
-        running=running, server=state.server, kubeconfig=layout.kubeconfig, components=comps
+        running=running,
+        server=state.server,
+        kubeconfig=layout.kubeconfig,
+        components=comps,
+        pod_problems=pod_problems(layout) if running else [],
     )
+
+
+def pod_problems(layout: Layout) -> list[str]:
+    pods = json.loads(kubectl(layout, "get", "pods", "-A", "-o", "json"))["items"]
+    events = json.loads(
+        kubectl(layout, "get", "events", "-A", "--field-selector", "type=Warning", "-o", "json")
+    )["items"]
+    return explain_pods(pods, events)
+
+
+def explain_pods(pods: list[dict[str, Any]], events: list[dict[str, Any]]) -> list[str]:
+    """Pure: a line per pod that is neither Running and Ready nor Succeeded, with the reason."""
+    lines = []
+    for pod in pods:
+        meta, st = pod["metadata"], pod.get("status", {})
+        statuses = st.get("containerStatuses") or []
+        phase = st.get("phase")
+        ready = phase == "Running" and statuses and all(c.get("ready") for c in statuses)
+        if phase == "Succeeded" or ready:
+            continue
+        where = f"pod {meta['namespace']}/{meta['name']} ({phase})"
+        waiting = [c["state"]["waiting"] for c in statuses if (c.get("state") or {}).get("waiting")]
+        if waiting and waiting[0].get("message"):
+            lines.append(f"{where}: {waiting[0].get('reason')}: {waiting[0]['message']}")
+            continue
+        mine = [e for e in events if e["involvedObject"].get("uid") == meta.get("uid")]
+        mine.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        if mine:
+            lines.append(f"{where}: {mine[-1].get('reason')}: {mine[-1].get('message')}")
+        else:
+            lines.append(f"{where}: not ready yet")
+    return lines

@@ -43,21 +43,28 @@ class Proc(BaseModel):
 
 
 def start(name: str, argv: Sequence[str], logs: Path, env: Mapping[str, str] | None = None) -> Proc:
+    """Start `argv` in a session of its own (it outlives the shell or pytest that ran `up`),
+    stdout and stderr to `<logs>/<name>.log`; recorded by PID, never waited on by a Popen."""
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{name}.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        pid = os.posix_spawnp(
+            argv[0],
             list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=logs,
-            env=dict(env) if env is not None else None,
-            start_new_session=True,  # not killed with the shell or pytest that ran `up`
+            dict(env) if env is not None else dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, fd, 1),
+                (os.POSIX_SPAWN_DUP2, fd, 2),
+            ],
+            setsid=True,
         )
-    return Proc(
-        name=name, pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(), log=log
-    )
+    except OSError as e:
+        raise ClusterError(f"{name} could not be started ({argv[0]}): {e}") from None
+    finally:
+        os.close(fd)
+    return Proc(name=name, pid=pid, create_time=psutil.Process(pid).create_time(), log=log)
 
 
 def stop(proc: Proc, grace: float = 20.0) -> None:

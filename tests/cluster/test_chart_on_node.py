@@ -8,12 +8,19 @@ The tests share one release (the session `release` fixture) and run in file orde
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from deploy import kafka_io
 from deploy.generator import GeneratorConfig, clickstream, orders
+from deploy.localkube import host
 from deploy.localkube.__main__ import image_ref
 from deploy.localkube.layout import NODE_NAME
 from tests import oracles
@@ -101,6 +108,91 @@ def test_pods_resolve_cluster_names_and_nothing_else(release: Release) -> None:
     assert out[0] == release.service_ip(f"{RELEASE}-jobmanager")
     assert out[1] == "10.234.1.1"
     assert out[2] == "error", "a name outside the cluster resolved: DNS must not forward"
+
+
+def test_an_image_not_loaded_on_the_node_is_named_with_the_pods_event(release: Release) -> None:
+    """`make cluster-status` quotes why a pod cannot start: here an image never loaded (and
+    never pulled: nothing leaves the machine)."""
+    pod = "not-loaded"
+    release.kubectl(
+        "run", pod, "--image=eddyline:0.0.0-not-loaded", "--image-pull-policy=Never",
+        "--restart=Never", "--command", "--", "true",
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        line = ""
+        while time.monotonic() < deadline and "ErrImageNeverPull" not in line:
+            result = subprocess.run(
+                [sys.executable, "-m", "deploy.localkube", "status"],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            line = next((ln for ln in result.stderr.splitlines() if f"/{pod} " in ln), "")
+            time.sleep(2)
+        assert f"pod {release.namespace}/{pod} (Pending): ErrImageNeverPull: " in line
+        assert '"eddyline:0.0.0-not-loaded" is not present with pull policy of Never' in line
+    finally:
+        release.kubectl("delete", "pod", pod, "--wait=false")
+
+
+OUTSIDE_NS, OUTSIDE_HOST, OUTSIDE_IF = "edl-outside", "198.51.100.2", "edl-out0"
+
+
+@pytest.fixture
+def outside_host() -> Iterator[str]:
+    """A host of our own past the node: a network namespace behind a veth on this machine, with
+    an HTTP server on 198.51.100.2:8080 — what any address beyond the bridge looks like to a
+    pod. Removed afterwards."""
+    run = subprocess.run
+    run(["ip", "netns", "add", OUTSIDE_NS], check=True)
+    server = None
+    try:
+        run(["ip", "link", "add", OUTSIDE_IF, "type", "veth", "peer", "name", "edl-out1",
+             "netns", OUTSIDE_NS], check=True)  # fmt: skip
+        run(["ip", "addr", "add", "198.51.100.1/30", "dev", OUTSIDE_IF], check=True)
+        run(["ip", "link", "set", OUTSIDE_IF, "up"], check=True)
+        inside = ["ip", "netns", "exec", OUTSIDE_NS]
+        run([*inside, "ip", "addr", "add", f"{OUTSIDE_HOST}/30", "dev", "edl-out1"], check=True)
+        run([*inside, "ip", "link", "set", "edl-out1", "up"], check=True)
+        run([*inside, "ip", "link", "set", "lo", "up"], check=True)
+        run([*inside, "ip", "route", "add", "default", "via", "198.51.100.1"], check=True)
+        server = subprocess.Popen(
+            [*inside, sys.executable, "-m", "http.server", "--bind", OUTSIDE_HOST, "8080"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while True:  # the host itself reaches it (OUTPUT, not FORWARD): the server is up
+            try:
+                socket.create_connection((OUTSIDE_HOST, 8080), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        yield OUTSIDE_HOST
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+        run(["ip", "netns", "delete", OUTSIDE_NS], check=False)
+
+
+def test_pods_reach_nothing_past_the_node(release: Release, outside_host: str) -> None:
+    """The host reaches the outside host; a pod trying the same is refused by the node's
+    forwarding rule (rejected, not silently dropped, so the test is quick)."""
+    jm = release.pods("jobmanager")[0]["metadata"]["name"]
+    probe = (
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(('{outside_host}', 8080), timeout=10).close()\n"
+        "    print('open')\n"
+        "except OSError as e:\n"
+        "    print(type(e).__name__)\n"
+    )
+    out = release.kubectl("exec", jm, "--", "python", "-c", probe).strip()
+    assert out == "ConnectionRefusedError", f"a pod reached {outside_host}: {out}"
+    assert host.forward_rules_first()
 
 
 ORDERS = GeneratorConfig(seed=7, events=3_000, skus=40, duplicate=0.03, malformed=0.02)

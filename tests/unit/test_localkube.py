@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy.localkube import configs, host, images, node
+from deploy.localkube import configs, host, images, node, procs
 from deploy.localkube.layout import BRIDGE, GATEWAY, PAUSE_IMAGE, POD_CIDR, Layout
 from deploy.localkube.procs import ClusterError
 
@@ -157,3 +157,74 @@ def test_a_second_up_or_down_waits_for_the_first(layout: Layout) -> None:
         node._locked(layout),
     ):
         pass
+
+
+def test_a_component_that_dies_while_starting_is_named_with_its_log(tmp_path: Path) -> None:
+
+    proc = procs.start(
+        "kubelet", ["sh", "-c", "echo 'failed to run Kubelet: boom'; exit 3"], tmp_path
+    )
+    with pytest.raises(ClusterError) as err:
+        procs.wait_until(proc, "healthy /healthz", lambda: "not yet", timeout=30)
+    message = str(err.value)
+    assert message.startswith("kubelet exited while waiting for healthy /healthz")
+    assert str(tmp_path / "kubelet.log") in message
+    assert "failed to run Kubelet: boom" in message
+
+
+def test_a_component_that_never_gets_healthy_is_named_with_the_last_reason(tmp_path: Path) -> None:
+
+    proc = procs.start("coredns", ["sleep", "30"], tmp_path)
+    try:
+        with pytest.raises(
+            ClusterError, match=r"coredns: no ready /ready after 1 s \(last: HTTP 503"
+        ):
+            procs.wait_until(proc, "ready /ready", lambda: "HTTP 503", timeout=1)
+    finally:
+        procs.stop(proc)
+    assert not proc.alive()
+
+
+def test_a_pod_whose_image_is_not_loaded_is_explained_with_its_reason() -> None:
+    pods = [
+        {
+            "metadata": {"namespace": "ns", "name": "ok", "uid": "1"},
+            "status": {"phase": "Running", "containerStatuses": [{"ready": True}]},
+        },
+        {
+            "metadata": {"namespace": "ns", "name": "stuck", "uid": "2"},
+            "status": {
+                "phase": "Pending",
+                "containerStatuses": [
+                    {
+                        "ready": False,
+                        "state": {
+                            "waiting": {
+                                "reason": "ErrImageNeverPull",
+                                "message": 'Container image "eddyline:9.9" is not present with '
+                                "pull policy of Never",
+                            }
+                        },
+                    }
+                ],
+            },
+        },
+        {
+            "metadata": {"namespace": "ns", "name": "unscheduled", "uid": "3"},
+            "status": {"phase": "Pending"},
+        },
+    ]
+    events = [
+        {
+            "involvedObject": {"uid": "3"},
+            "reason": "FailedScheduling",
+            "message": "0/1 nodes are available: 1 Insufficient cpu.",
+            "lastTimestamp": "2026-12-02T10:00:00Z",
+        }
+    ]
+    assert node.explain_pods(pods, events) == [
+        'pod ns/stuck (Pending): ErrImageNeverPull: Container image "eddyline:9.9" is not present '
+        "with pull policy of Never",
+        "pod ns/unscheduled (Pending): FailedScheduling: "
+        "0/1 nodes are available: 1 Insufficient cpu.",
+    ]
