@@ -90,27 +90,57 @@ def taskmanagers(stack: RunningStack) -> list[str]:
     return running
 
 
-def kill(stack: RunningStack, name: str) -> int:
-    """SIGKILL the stack's `name` (the PID its supervisor started); its restart count before."""
+def kill(stack: RunningStack, name: str) -> state.ComponentState:
+    """SIGKILL the stack's `name` (the PID its supervisor started); what it was before."""
     c = component(stack, name)
     assert c.pid is not None, f"{name} is not running"
     assert processes.alive(c.pid, c.started_at), f"{name} (pid {c.pid}) is not the one started"
     os.kill(c.pid, signal.SIGKILL)
-    return c.restarts
+    return c
 
 
-def wait_back(stack: RunningStack, name: str, restarts_before: int, timeout: float = 300) -> None:
-    """Until the supervisor has restarted `name` and it answers again."""
+# What the supervisor logs when it lets an extra TaskManager go (deploy/stack/supervisor.py).
+LET_GO = "stopped {name}: idle and no longer wanted"
+
+
+def wait_back(stack: RunningStack, killed: state.ComponentState, timeout: float = 300) -> None:
+    """Until the supervisor has restarted `killed` and it answers again — or, for a TaskManager
+    the jobs no longer want, until the supervisor has let it go (see let_go)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            c = component(stack, name)
+            c = component(stack, killed.name)
         except KeyError:
-            return  # an extra TaskManager the stack no longer wants: not restarted, by design
-        if c.restarts > restarts_before and processes.alive(c.pid) and _answers(stack, name):
+            let_go(stack, killed)
+            return
+        if c.restarts > killed.restarts and processes.alive(c.pid) and _answers(stack, c.name):
             return
         time.sleep(1)
-    raise AssertionError(f"{name} was not restarted and healthy within {timeout:.0f} s")
+    raise AssertionError(f"{killed.name} was not restarted and healthy within {timeout:.0f} s")
+
+
+def let_go(stack: RunningStack, killed: state.ComponentState) -> None:
+    """A killed server that left the state file instead of being restarted: only a TaskManager,
+    only when the supervisor says it stopped it as no longer wanted, with its process gone and
+    at least the configured TaskManagers still running and registered with Flink."""
+    name = killed.name
+    assert killed.kind == TASKMANAGER_KIND, f"{name} left the stack instead of being restarted"
+    log = stack.settings.state_dir / "logs" / "supervisor.log"
+    assert LET_GO.format(name=name) in log.read_text(), (
+        f"{name} left the stack's state file without the supervisor letting it go:\n"
+        + "\n".join(log.read_text().splitlines()[-15:])
+    )
+    assert not processes.alive(killed.pid, killed.started_at), f"{name} still runs"
+    current = state.load(stack.settings.state_dir)
+    assert current is not None
+    left = [c for c in current.components if c.kind == TASKMANAGER_KIND]
+    assert len(left) >= stack.settings.taskmanagers, f"only {[c.name for c in left]} left"
+    for c in left:
+        assert processes.alive(c.pid), f"{c.name} is not running"
+    names, deadline = {c.name for c in left}, time.monotonic() + 120
+    while not names <= (health.flink_taskmanagers(stack.flink_url) or set()):
+        assert time.monotonic() < deadline, f"{sorted(names)} not all registered with Flink"
+        time.sleep(1)
 
 
 def _answers(stack: RunningStack, name: str) -> bool:
@@ -245,9 +275,8 @@ def test_killed_servers_lose_and_duplicate_no_ledger_movement(
         if kind == JOBMANAGER_AWAY:
             away_until_a_new_checkpoint(managed, "ledger-kills")
         killed_at = int(time.time() * 1000)
-        before = {name: kill(stack, name) for name in names}
-        for name, restarts in before.items():
-            wait_back(stack, name, restarts)
+        for killed in [kill(stack, name) for name in names]:
+            wait_back(stack, killed)
         if kind == JOBMANAGER_AWAY:
             managed.start_controller()
         wait_recovered(managed, "ledger-kills", killed_at, f"{kind} was killed")
