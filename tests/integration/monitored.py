@@ -33,6 +33,7 @@ from tests.integration.stacks import RunningStack
 SPECS = paths.PROJECT_ROOT / "jobs" / "specs"
 PARTITIONS = 2
 START_TIMEOUT_S = 300.0
+FEED_RATE = 30.0  # events per second into each input, by default
 
 
 class Feeder(threading.Thread):
@@ -94,7 +95,7 @@ def reference_jobs(
     stack: RunningStack,
     jobs: Sequence[str],
     folder: Path,
-    rate: float = 30.0,
+    rate: float = FEED_RATE,
     autoscaler: Sequence[str] = (),
 ) -> Iterator[dict[str, FlinkJob]]:
     """The reference `jobs` running under the stack's controller, fed at `rate` events per

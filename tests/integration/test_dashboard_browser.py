@@ -27,6 +27,10 @@ from tests.integration.stacks import RunningStack
 CHROMIUM = Path(os.environ.get("EDDYLINE_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = paths.PROJECT_ROOT / "test-artifacts" / "dashboard"
 REFERENCE = ("attribution", "sessions", "ledger")
+# monitored.reference_jobs feeds each input (clickstream, orders) at this many events per second;
+# Flink's meters average the last minute, so a loaded machine reads within a broad band of it.
+FEED = monitored.FEED_RATE
+FEED_LOW, FEED_HIGH = 0.5 * FEED, 1.5 * FEED
 UI_TIMEOUT_MS = 30_000  # a loaded 2-core machine renders the Angular app slowly
 expect.set_options(timeout=UI_TIMEOUT_MS)
 
@@ -135,20 +139,28 @@ def _ours(frame: dict[str, Any], jobs: dict[str, FlinkJob]) -> dict[str, dict[st
     return {names[j["name"]]: j for j in frame["jobs"] if j["name"] in names}
 
 
+def _reads_the_feed(row: dict[str, Any]) -> bool:
+    rate = row["recordsInPerSecond"]
+    return rate is not None and FEED_LOW <= rate <= FEED_HIGH
+
+
 def test_top_shows_each_jobs_lifecycle_rates_lag_and_checkpoint(
     stack: RunningStack, jobs: dict[str, FlinkJob]
 ) -> None:
-    """The jobs are fed all along: once Flink's one-minute meters have seen the input, every
-    job reads records, and malformed input is dead-lettered."""
-    deadline = time.monotonic() + 120
+    """The jobs are fed all along at a known rate (FEED per second per input): once Flink's
+    one-minute meters have seen it, top shows each job reading at that rate, the ledger writing
+    about one level per movement, malformed input dead-lettered, and no lag building up."""
+    deadline = time.monotonic() + 240
     while True:
         (frame,) = monitored.top_frames(stack, "-n", "1")
         rows = _ours(frame, jobs)
-        reading = all((r["recordsInPerSecond"] or 0) > 0 for r in rows.values())
+        reading = len(rows) == len(REFERENCE) and all(map(_reads_the_feed, rows.values()))
         dead = sum(r["deadLetteredPerSecond"] or 0 for r in rows.values())
         if reading and dead > 0:
             break
-        assert time.monotonic() < deadline, f"top never showed input and dead letters: {rows}"
+        assert time.monotonic() < deadline, (
+            f"top never showed the feed of {FEED}/s read and dead letters: {rows}"
+        )
         time.sleep(5)
     assert frame["flinkAnswers"] is True
     assert set(rows) == set(REFERENCE)
@@ -156,12 +168,19 @@ def test_top_shows_each_jobs_lifecycle_rates_lag_and_checkpoint(
         assert row["lifecycle"] in ("RUNNING", "STABLE"), ref
         assert row["flinkState"] == "RUNNING", ref
         assert row["parallelism"] == 1, ref
-        assert row["lag"] is not None, ref
-        assert row["recordsOutPerSecond"] is not None, ref
+        # Keeping up with the feed: less than a minute of it waiting.
+        assert 0 <= row["lag"] < FEED * 60, (ref, row)
+        assert row["recordsOutPerSecond"] >= 0, (ref, row)
         assert row["lastCheckpoint"]["ageSeconds"] < 60, ref
         assert row["lastCheckpoint"]["sizeBytes"] > 0, ref
-        assert row["deadLetteredPerSecond"] is not None, ref
-    assert rows["attribution"]["latePerSecond"] is not None
+        # Malformed input is about 1 % of it (the generator's default).
+        assert 0 <= row["deadLetteredPerSecond"] < 0.1 * row["recordsInPerSecond"], (ref, row)
+    # The ledger writes a level for each new movement (duplicates and malformed ones aside), so
+    # at least half as many records as it reads. (No upper bound: top was seen reading 3x its
+    # input rate for the ledger's writes, 2026-12-02, not yet explained.)
+    ledger = rows["ledger"]
+    assert ledger["recordsOutPerSecond"] >= 0.5 * ledger["recordsInPerSecond"], ledger
+    assert 0 <= rows["attribution"]["latePerSecond"] < rows["attribution"]["recordsInPerSecond"]
     assert rows["ledger"]["latePerSecond"] is None  # no late-events sink
 
     table = eddyline("top", "-n", "1", "--state-dir", str(stack.settings.state_dir))
