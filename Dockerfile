@@ -30,17 +30,20 @@ RUN mkdir -p /jars \
 # --- the virtualenv: built here so pip's build tools and the wheel files stay out of the image --
 FROM ${PYTHON_IMAGE} AS venv
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY .cache/image/deps/wheels/ /deps/wheels/
+# The dependencies first, in a layer of their own: a change to Eddyline's code rebuilds only the
+# small layer below. Offline when the host resolved the wheels: only those, no index.
+COPY .cache/image/deps/ /deps/
+RUN offline="" \
+    && if ls /deps/wheels/*.whl >/dev/null 2>&1; then offline="--no-index --find-links /deps/wheels"; fi \
+    && python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip install $offline -r /deps/requirements.txt
 # Eddyline is installed editable from /opt/eddyline so that jobs/ stays a folder: the controller
 # checks `.py` entries against it and the JobManager runs them from the same path.
 COPY pyproject.toml README.md /opt/eddyline/
 COPY deploy/ /opt/eddyline/deploy/
 COPY jobs/ /opt/eddyline/jobs/
 COPY udfs/ /opt/eddyline/udfs/
-RUN offline="" \
-    && if ls /deps/wheels/*.whl >/dev/null 2>&1; then offline="--no-index --find-links /deps/wheels"; fi \
-    && python3 -m venv /opt/venv \
-    && /opt/venv/bin/pip install $offline -e /opt/eddyline \
+RUN /opt/venv/bin/pip install --no-index --no-deps --no-build-isolation -e /opt/eddyline \
     && /opt/venv/bin/python -m compileall -q /opt/eddyline/deploy /opt/eddyline/jobs /opt/eddyline/udfs
 
 # --- the runtime ---------------------------------------------------------------------------------

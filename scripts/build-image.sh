@@ -113,9 +113,11 @@ PYEOF
     "${platforms[@]}" -r "$deps/requirements.txt"
   # pip on the host cannot evaluate every marker for another interpreter (python_full_version):
   # let the image's own pip resolve offline, and fetch on the host whatever it finds missing.
+  resolved=""
   for _ in 1 2 3 4 5 6; do
     if check=$(dk run --rm --network none -v "$root/$deps:/deps:ro" "$base_ref" sh -c \
       'python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --dry-run --no-index --find-links /deps/wheels -r /deps/requirements.txt' 2>&1); then
+      resolved=yes
       break
     fi
     missing=$(echo "$check" | sed -n 's/.*No matching distribution found for \([^;]*\).*/\1/p' | head -n1)
@@ -125,6 +127,7 @@ PYEOF
       --implementation cp --python-version "$base_python" \
       --abi "cp$(echo "$base_python" | cut -d. -f1,2 | tr -d .)" "${platforms[@]}" "$missing"
   done
+  [ -n "$resolved" ] || fail "the image's Python packages do not resolve offline: $check"
   echo "$stamp" >"$deps/wheels/.stamp"
 fi
 make -s jars

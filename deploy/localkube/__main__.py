@@ -80,6 +80,9 @@ def down(as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(result.model_dump_json())
         return
+    if result.cleared_leftovers:
+        console.print("The local cluster was not running; removed what an earlier run left.")
+        return
     if not result.was_running:
         console.print("The local cluster was not running; nothing to stop.")
         return

@@ -101,6 +101,36 @@ def delete_bridge() -> None:
         run(["ip", "link", "delete", BRIDGE])
 
 
+NETNS_DIR = Path("/run/netns")
+
+
+def netns_dir_mounted() -> bool:
+    return any(
+        line.split()[1] == str(NETNS_DIR)
+        for line in Path("/proc/self/mounts").read_text().splitlines()
+    )
+
+
+def share_netns_dir() -> bool:
+    """Make /run/netns a shared mount of itself before any pod's network namespace is made there
+    (what `ip netns add` does on first use). Otherwise an `ip netns add` while pods run mounts
+    over the folder, hides their namespaces' mounts, and kubelet can never remove those pods
+    ("unlinkat /var/run/netns/cni-…: device or resource busy"). True if this call mounted it."""
+    if netns_dir_mounted():
+        return False
+    NETNS_DIR.mkdir(parents=True, exist_ok=True)
+    run(["mount", "--bind", str(NETNS_DIR), str(NETNS_DIR)])
+    run(["mount", "--make-shared", str(NETNS_DIR)])
+    return True
+
+
+def unshare_netns_dir() -> None:
+    """Undo share_netns_dir once no namespace is mounted below it."""
+    busy = [m for m in mounts_under(NETNS_DIR) if m != str(NETNS_DIR)]
+    if not busy and netns_dir_mounted():
+        run(["umount", str(NETNS_DIR)])
+
+
 def netns_names() -> list[str]:
     with contextlib.suppress(FileNotFoundError):
         return sorted(p.name for p in Path("/var/run/netns").iterdir())
@@ -149,6 +179,16 @@ def remove_our_rules() -> None:
                 for line in run([cmd, "-t", table, "-S"]).splitlines():
                     if RULE_COMMENT in line and line.startswith("-A "):
                         run([cmd, "-t", table, "-D", *_split(line[3:])])
+
+
+def kube_chains_present() -> bool:
+    try:
+        return any(
+            ln.startswith("-N KUBE-") or RULE_COMMENT in ln
+            for ln in run(["iptables", "-S"]).splitlines()
+        )
+    except ClusterError:
+        return False
 
 
 def remove_kube_chains() -> None:
@@ -242,7 +282,7 @@ def snapshot(root: Path) -> dict[str, object]:
         "routes": sorted(run(["ip", "-4", "route"]).splitlines()),
         "iptables": rules("iptables"),
         "ip6tables": rules("ip6tables"),
-        "mounts": mounts_under(root),
+        "mounts": mounts_under(root) + mounts_under(NETNS_DIR),
         "cgroups": [str(p) for p in kubepods_cgroups()],
         "netns": netns_names(),
         "sysctls": read_sysctls(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import shutil
 import socket
 import ssl
@@ -66,6 +67,7 @@ class ClusterState(BaseModel):
     server: str
     procs: list[Proc] = Field(default_factory=list)
     netns_before: list[str] = Field(default_factory=list)
+    shared_netns_dir: bool = False  # `up` made /run/netns a shared mount: `down` undoes it
     started_at: float = 0.0
 
     def proc(self, name: str) -> Proc | None:
@@ -266,7 +268,21 @@ def _leftovers(layout: Layout) -> bool:
         host.link_exists("eddyline0")
         or bool(host.mounts_under(layout.root))
         or (layout.run / "sysctls.json").exists()
+        or bool(_orphans(layout))
+        or host.kube_chains_present()
     )
+
+
+def _orphans(layout: Layout) -> list[psutil.Process]:
+    """Processes of an earlier run this folder no longer records (its state file lost): every
+    one names the cluster folder on its command line."""
+    root = str(layout.root.resolve())
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        cmd = p.info.get("cmdline") or []
+        if p.pid != os.getpid() and any(root in part for part in cmd[1:]):
+            found.append(p)
+    return found
 
 
 def _load_images(layout: Layout, archives: dict[str, Path], progress: Progress) -> list[str]:
@@ -298,6 +314,8 @@ def _start(  # noqa: PLR0915 - one start sequence, read top to bottom
     _save_state(layout, state)
 
     progress("pod network (bridge, routes, forwarding rules)")
+    state.shared_netns_dir = host.share_netns_dir()
+    _save_state(layout, state)
     host.write_sysctl("net/ipv4/ip_forward", "1")
     host.create_bridge()
     host.ensure_forward_rules()
@@ -580,6 +598,7 @@ def _write_kubeconfigs(layout: Layout, server: str) -> None:
 
 class DownResult(BaseModel):
     was_running: bool
+    cleared_leftovers: bool = False  # not running, but an earlier run's remains were removed
     stopped: list[str] = Field(default_factory=list)
     sysctls_restored: list[str] = Field(default_factory=list)
 
@@ -591,7 +610,9 @@ def down(layout: Layout, progress: Progress = _quiet) -> DownResult:
         state = load_state(layout)
         if state is None and not _leftovers(layout):
             return DownResult(was_running=False)
-        return _teardown(layout, state, progress)
+        result = _teardown(layout, state, progress)
+        result.cleared_leftovers = state is None
+        return result
 
 
 def _teardown(layout: Layout, state: ClusterState | None, progress: Progress) -> DownResult:
@@ -618,18 +639,25 @@ def _teardown(layout: Layout, state: ClusterState | None, progress: Progress) ->
             progress(f"stopping {name}")
             procs.stop(live[name])
             result.stopped.append(name)
+    orphans = [p for p in _orphans(layout) if "containerd" not in p.name()]
+    if orphans:
+        progress("stopping processes an earlier run left")
+        _stop_orphans(orphans)
     if "containerd" in live:
         progress("removing leftover containers")
         _remove_containers(layout)
         procs.stop(live["containerd"])
         result.stopped.append("containerd")
     _kill_shims(layout)
+    _stop_orphans(_orphans(layout))
     progress("network namespaces, mounts, cgroups")
     before = set(state.netns_before) if state else set()
     for ns in host.netns_names():
         if ns.startswith("cni-") and ns not in before:
             subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
     host.unmount_under(layout.root)
+    if state is not None and state.shared_netns_dir:
+        host.unshare_netns_dir()
     host.remove_kubepods_cgroups()
     progress("iptables rules, bridge")
     host.remove_kube_chains()
@@ -686,6 +714,17 @@ def _remove_containers(layout: Layout) -> None:
     for container in r.stdout.split():
         subprocess.run(_ctr(layout, "containers", "delete", container), check=False,
                        capture_output=True, timeout=30)  # fmt: skip
+
+
+def _stop_orphans(found: list[psutil.Process]) -> None:
+    for p in found:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(found, timeout=20)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(alive, timeout=5)
 
 
 def _kill_shims(layout: Layout) -> None:

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import psutil
 from pydantic import BaseModel
 
 from deploy.errors import EddylineError
@@ -21,19 +20,29 @@ class ClusterError(EddylineError):
     """The local cluster could not start or stop; the message says what and where to look."""
 
 
+def start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22): unlike a
+    wall-clock create time it does not drift when the kernel's boot-time estimate moves, as it
+    does on some virtual machines within the hour."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
 class Proc(BaseModel):
     name: str
     pid: int
-    create_time: float
+    start_ticks: int
     log: Path
 
     def alive(self) -> bool:
         """Still running, and still the process we started (not a reused PID)."""
-        try:
-            p = psutil.Process(self.pid)
-            return abs(p.create_time() - self.create_time) < 1.0 and p.status() != "zombie"
-        except psutil.Error:
-            return False
+        return start_ticks(self.pid) == self.start_ticks
 
     def tail(self, lines: int = 20) -> str:
         try:
@@ -64,7 +73,10 @@ def start(name: str, argv: Sequence[str], logs: Path, env: Mapping[str, str] | N
         raise ClusterError(f"{name} could not be started ({argv[0]}): {e}") from None
     finally:
         os.close(fd)
-    return Proc(name=name, pid=pid, create_time=psutil.Process(pid).create_time(), log=log)
+    ticks = start_ticks(pid)
+    if ticks is None:
+        raise ClusterError(f"{name} exited at once ({argv[0]}; log {log})")
+    return Proc(name=name, pid=pid, start_ticks=ticks, log=log)
 
 
 def stop(proc: Proc, grace: float = 20.0) -> None:

@@ -8,6 +8,8 @@ The tests share one release (the session `release` fixture) and run in file orde
 from __future__ import annotations
 
 import json
+import select
+import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from deploy import kafka_io
 from deploy.generator import GeneratorConfig, clickstream, orders
@@ -26,6 +29,7 @@ from deploy.localkube.layout import NODE_NAME
 from tests import oracles
 from tests.cluster.conftest import Release
 from tests.cluster.jobs import PodJob, delete, describe, submit, wait_running
+from tests.integration.cli import EDDYLINE
 from tests.integration.jobrun import (
     Topics,
     canonical_values,
@@ -34,9 +38,11 @@ from tests.integration.jobrun import (
     read_inputs,
     read_output,
 )
+from tests.integration.test_dashboard_browser import CHROMIUM
 from tests.integration.test_reference_jobs import CLICKSTREAM, _closing_events, _closing_ts, _ts
 from tests.k8s.chart import RELEASE
 
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "cluster"
 COMPONENTS = ("jobmanager", "taskmanager", "controller")
 
 
@@ -198,6 +204,46 @@ def test_pods_reach_nothing_past_the_node(release: Release, outside_host: str) -
 ORDERS = GeneratorConfig(seed=7, events=3_000, skus=40, duplicate=0.03, malformed=0.02)
 
 
+def _dashboard_shows_running(release: Release, names: list[str]) -> Path:
+    """`eddyline dashboard --kube` forwards a local port to the JobManager Service (kubectl →
+    API server → the real kubelet → containerd's stream server); Chromium opens the Flink Web UI
+    there and finds each job RUNNING. The screenshot's path."""
+    command = [str(EDDYLINE), "dashboard", "--kube", "--namespace", release.namespace]
+    command += ["--kubeconfig", str(release.kube.kubeconfig), "-o", "json"]
+    env = {**release.kube.env, "EDDYLINE_KUBECTL": str(release.kube.kubectl)}
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        try:
+            ready, _, _ = select.select([proc.stdout], [], [], 120)
+            line = proc.stdout.readline() if ready else ""
+            assert line, f"no address printed; stderr: {proc.stderr.read()}"
+            url = json.loads(line)["url"]
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+                try:
+                    page = browser.new_page(viewport={"width": 1400, "height": 900})
+                    page.goto(f"{url}/#/overview")
+                    expect(page.get_by_text("Running Job List")).to_be_visible(timeout=60_000)
+                    running = page.locator("tr", has_text="RUNNING")
+                    for name in names:
+                        expect(
+                            running.filter(has=page.get_by_text(name, exact=True))
+                        ).to_have_count(1, timeout=60_000)
+                    shot = ARTIFACTS / "dashboard-kube-overview.png"
+                    shot.parent.mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(shot), full_page=True)
+                finally:
+                    browser.close()
+        finally:
+            proc.send_signal(signal.SIGINT)  # as Ctrl-C: the forward ends, the command too
+            code = proc.wait(timeout=30)
+    assert code == 0
+    return shot
+
+
 def test_reference_jobs_in_pods_equal_the_oracles(release: Release, tmp_path: Path) -> None:
     """Attribution, sessions and the exactly-once ledger, each a FlinkJob submitted with
     `eddyline submit --kube`: the controller pod deploys them on the Flink pods, which read and
@@ -274,6 +320,9 @@ def test_reference_jobs_in_pods_equal_the_oracles(release: Release, tmp_path: Pa
             assert canonical_values(got_late) == expected.late, late_topic
             got_dead = read_output(stack, dead_topic, sum(expected.dead.values()))
             assert dead_letter_origins(got_dead) == expected.dead, dead_topic
+
+        running = [f"ledger-{ledger.run}", f"attribution-{clicks.run}", f"sessions-{clicks.run}"]
+        print(f"screenshot: {_dashboard_shows_running(release, running)}")
     finally:
         for job in jobs:
             job.flink.close()

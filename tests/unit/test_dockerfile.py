@@ -105,7 +105,7 @@ def test_everything_copied_from_the_context_exists_and_is_not_ignored() -> None:
             if source.startswith(DEPS):
                 # Made by scripts/build-image.sh before every build (wheels and jars).
                 assert not dockerignore_excludes(source.rstrip("/")), source
-                assert source.rstrip("/").removeprefix(DEPS) in ("wheels", "jars"), source
+                assert source.removeprefix(DEPS).rstrip("/") in ("", "wheels", "jars"), source
                 continue
             path = ROOT / source
             assert path.exists(), f"COPY {source}: no such file in the project"
@@ -131,9 +131,10 @@ def test_the_installed_project_is_complete() -> None:
     assert PYPROJECT["project"]["readme"] in copied
     top_level = {p.split(".")[0] for p in PYPROJECT["tool"]["setuptools"]["packages"]}
     assert top_level <= copied, f"packages not copied: {top_level - copied}"
-    assert "/opt/venv/bin/pip install $offline -e /opt/eddyline" in run_text()
-    # Offline when the host resolved the wheels: only those, no index.
+    # The dependencies from what the host resolved (offline when it did), then the project.
+    assert "/opt/venv/bin/pip install $offline -r /deps/requirements.txt" in run_text()
     assert 'offline="--no-index --find-links /deps/wheels"' in run_text()
+    assert "--no-deps --no-build-isolation -e /opt/eddyline" in run_text()
     for sources, dest in context_copies():
         for src in sources:
             if (ROOT / src).is_dir() and not src.startswith(DEPS):  # a package keeps its name
