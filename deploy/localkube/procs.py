@@ -20,18 +20,20 @@ class ClusterError(EddylineError):
     """The local cluster could not start or stop; the message says what and where to look."""
 
 
-def start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (/proc/PID/stat field 22): unlike a
-    wall-clock create time it does not drift when the kernel's boot-time estimate moves, as it
-    does on some virtual machines within the hour."""
+def _stat(pid: int) -> list[str] | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
-    if fields[0] == "Z":
-        return None
-    return int(fields[19])
+    return stat.rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22): unlike a
+    wall-clock create time it does not drift when the kernel's boot-time estimate moves, as it
+    does on some virtual machines within the hour."""
+    fields = _stat(pid)
+    return None if fields is None else int(fields[19])
 
 
 class Proc(BaseModel):
@@ -42,7 +44,8 @@ class Proc(BaseModel):
 
     def alive(self) -> bool:
         """Still running, and still the process we started (not a reused PID)."""
-        return start_ticks(self.pid) == self.start_ticks
+        fields = _stat(self.pid)
+        return fields is not None and fields[0] != "Z" and int(fields[19]) == self.start_ticks
 
     def tail(self, lines: int = 20) -> str:
         try:
@@ -73,10 +76,7 @@ def start(name: str, argv: Sequence[str], logs: Path, env: Mapping[str, str] | N
         raise ClusterError(f"{name} could not be started ({argv[0]}): {e}") from None
     finally:
         os.close(fd)
-    ticks = start_ticks(pid)
-    if ticks is None:
-        raise ClusterError(f"{name} exited at once ({argv[0]}; log {log})")
-    return Proc(name=name, pid=pid, start_ticks=ticks, log=log)
+    return Proc(name=name, pid=pid, start_ticks=start_ticks(pid) or 0, log=log)
 
 
 def stop(proc: Proc, grace: float = 20.0) -> None:
