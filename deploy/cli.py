@@ -48,6 +48,13 @@ def up(
     kafka_external_port: Annotated[
         int | None, typer.Option(help="port of that second listener [9094]")
     ] = None,
+    bind_host: Annotated[
+        str | None,
+        typer.Option(
+            help="address every server listens on; 0.0.0.0 opens the stack to the network "
+            "[loopback; EDDYLINE_BIND_HOST]"
+        ),
+    ] = None,
     flink_port: Annotated[
         int | None, typer.Option(help="Flink REST + Web UI [8081; EDDYLINE_FLINK_PORT]")
     ] = None,
@@ -80,6 +87,7 @@ def up(
         kafka_controller_port=kafka_controller_port,
         kafka_external_address=kafka_external_address,
         kafka_external_port=kafka_external_port,
+        bind_host=bind_host,
         flink_port=flink_port,
         flink_rpc_port=flink_rpc_port,
         metrics_port=metrics_port,
