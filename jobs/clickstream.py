@@ -21,10 +21,12 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--functions",
         choices=sql.FUNCTIONS,
-        default="pandas",
-        help="how the bot and page rules run: vectorised pandas UDFs (default: measured faster), "
-        "row-at-a-time Python UDFs, or built-in SQL functions (the benchmark's pure-SQL "
-        "baseline, whose IS JSON also accepts trailing content after an object)",
+        default="python",
+        help="how the checks and the bot and page rules run: one row-at-a-time Python call per "
+        "message that parses, checks and applies the rules (default: measured fastest), the "
+        "same parse and check with vectorised pandas UDFs for the rules, or built-in SQL "
+        "functions only (the benchmark's pure-SQL baseline: a JSON parse per field and check, "
+        "and an IS JSON that also accepts trailing content after an object)",
     )
     p.add_argument(
         "--bounded",
@@ -39,13 +41,28 @@ def parser(name: str, description: str | None, output_topic: str) -> argparse.Ar
     return p
 
 
-def input_ddl(args: argparse.Namespace, columns: dict[str, str] | None = None) -> list[str]:
+def input_ddl(args: argparse.Namespace, pages: bool = False) -> list[str]:
     """Sources, checked views, `views_ok`/`clicks_ok` and the dead-letter and late sinks.
 
-    `columns` (name: SQL expression over the checked fields) are added to the routed view: a
-    Python UDF there runs in the same Python operator as the bot rule, once per message, rather
-    than in an operator (and a Java ↔ Python crossing) of its own further down."""
-    extra = "".join(f", {expr} AS `{name}`" for name, expr in (columns or {}).items())
+    With `pages` the routed view has `page_norm`, the normalised page. With row-at-a-time Python
+    functions (`--functions python`) the one Python call that parses and checks a message also
+    applies the bot and page rules to it: one Java ↔ Python crossing per message. Pandas and
+    built-in rules are columns of the routed view instead."""
+    on_route = "`error` IS NULL AND NOT `late`"
+    rules = "none"
+    extra = ""
+    if args.functions == "python":
+        rules = "bots+pages" if pages else "bots"
+    else:
+        # The bot flag is a column of the view every route reads, not a term of the valid
+        # route's filter: the planner runs Python UDFs on every row ahead of the filter they
+        # are in, after simplifying their arguments as if the filter's other terms held (the
+        # count flag became `NOT late`, so malformed bots were counted). As a column of the
+        # shared view it is computed once per message, with an honest flag.
+        bot = sql.bot_check("`user_agent`", args.functions, counted=on_route)
+        extra = f", {bot} AS `bot`"
+        if pages:
+            extra += f", {sql.page_expression('`page`', args.functions)} AS `page_norm`"
     ddl = []
     for stream in STREAMS:
         topic = getattr(args, f"{stream}_topic")
@@ -53,18 +70,11 @@ def input_ddl(args: argparse.Namespace, columns: dict[str, str] | None = None) -
         ddl.append(
             sql.checked_view(
                 f"{stream}_checked", f"{stream}_src", sql.CLICKSTREAM_FIELDS,
-                functions=args.functions,
+                functions=args.functions, rules=rules,
             )
         )  # fmt: skip
-        # The bot flag is a column of the view every route reads, not a term of the valid
-        # route's filter: the planner runs Python UDFs on every row ahead of the filter they
-        # are in, after simplifying their arguments as if the filter's other terms held (the
-        # count flag became `NOT late`, so malformed bots were counted). As a column of the
-        # shared view it is computed once per message, with an honest flag.
-        on_route = "`error` IS NULL AND NOT `late`"
-        bot = sql.bot_check("`user_agent`", args.functions, counted=on_route)
         ddl.append(f"""CREATE TEMPORARY VIEW `{stream}_routed` AS
-SELECT *, {bot} AS `bot`{extra} FROM `{stream}_checked`""")
+SELECT *{extra} FROM `{stream}_checked`""")
         ddl.append(f"""CREATE TEMPORARY VIEW `{stream}_ok` AS
 SELECT * FROM `{stream}_routed`
 WHERE {on_route} AND NOT `bot`""")

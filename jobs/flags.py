@@ -57,6 +57,15 @@ def parser(name: str, description: str | None, output_topic: str) -> argparse.Ar
         help="default: parallelism.default if configured, else 1",
     )
     p.add_argument(
+        "--python-execution-mode",
+        choices=("process", "thread"),
+        default=None,
+        help="where the job's Python functions run: a Python worker process fed over gRPC "
+        "(process) or the TaskManager's JVM through PEMJA (thread: no serialisation, but one "
+        "GIL for every slot of a TaskManager, and pandas functions still run in a process). "
+        "Default: python.execution-mode if configured, else process",
+    )
+    p.add_argument(
         "--starting-offsets",
         choices=("committed", "earliest", "latest"),
         default="committed",

@@ -35,6 +35,10 @@ def stream_env(
     args: argparse.Namespace, settings: dict[str, str] | None = None
 ) -> StreamExecutionEnvironment:
     """A streaming environment with the job's parallelism, checkpointing and extra settings."""
+    settings = dict(settings or {})
+    mode = getattr(args, "python_execution_mode", None)
+    if mode is not None:
+        settings["python.execution-mode"] = mode
     env = python_env(settings)
     configured = _configuration(env)
     if args.parallelism is not None:
@@ -71,6 +75,9 @@ def table_env(
     conf.set("table.optimizer.reuse-optimize-block-with-digest-enabled", "true")
     if args.parallelism is not None:
         conf.set("parallelism.default", str(args.parallelism))
+    mode = getattr(args, "python_execution_mode", None)
+    if mode is not None:
+        conf.set("python.execution-mode", mode)
     return t_env
 
 

@@ -35,8 +35,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def statements(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """(DDL, INSERTs) of the job: plain strings, so they can be read and tested."""
     # The page is normalised where the bot rule runs (one Python operator per stream).
-    page = {"page_norm": sql.page_expression("`page`", args.functions)}
-    ddl = clickstream.input_ddl(args, columns=page)
+    ddl = clickstream.input_ddl(args, pages=True)
     ddl.append("""CREATE TEMPORARY VIEW `activity` AS
 SELECT `user_id`, `ts`, `rt`, `page_norm`, 1 AS `is_view`, 0 AS `is_click` FROM `views_ok`
 UNION ALL

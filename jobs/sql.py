@@ -1,7 +1,8 @@
 """Flink SQL shared by the jobs: Kafka tables, strict JSON validation and the three routes.
 
-Every input message is read as raw bytes with its topic, partition and offset, then checked
-field by field with built-in JSON functions (no Python on this path, so it runs at SQL speed):
+Every input message is read as raw bytes with its topic, partition and offset, then parsed and
+checked once by a Python function (udfs.events; the `builtin` baseline checks field by field with
+SQL's JSON functions instead, one JSON parse per field and check):
     error IS NOT NULL                      → dead-letter (with where it came from and why)
     valid, ts at or behind the watermark   → late-events (and nowhere else)
     valid and on time                      → the job's logic
@@ -13,6 +14,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Literal
 
+from udfs import events
+
 # CAST decodes UTF-8 like DECODE does, but DECODE cannot be compiled into a watermark generator
 # (Flink's codegen leaves its checked exception uncaught), and `ts` feeds the watermark.
 MSG = "CAST(`payload` AS STRING)"
@@ -20,7 +23,7 @@ MSG = "CAST(`payload` AS STRING)"
 
 # A string field longer than this is malformed: no real id, page or user agent comes near it,
 # and huge values would otherwise travel through state and into every output.
-MAX_STRING_CHARS = 65_536
+MAX_STRING_CHARS = events.MAX_STRING_CHARS
 
 
 @dataclass(frozen=True)
@@ -29,22 +32,10 @@ class Field:
     kind: Literal["string", "int"]
 
 
-CLICKSTREAM_FIELDS = (
-    Field("event_id", "string"),
-    Field("user_id", "string"),
-    Field("ad_id", "string"),
-    Field("campaign_id", "string"),
-    Field("page", "string"),
-    Field("user_agent", "string"),
-    Field("ts", "int"),
-)
-ORDER_FIELDS = (
-    Field("movement_id", "string"),
-    Field("sku", "string"),
-    Field("delta", "int"),
-    Field("warehouse", "string"),
-    Field("ts", "int"),
-)
+CLICKSTREAM_FIELDS = tuple(Field(name, kind) for name, kind in events.CLICKSTREAM)
+ORDER_FIELDS = tuple(Field(name, kind) for name, kind in events.ORDERS)
+# The Python function that parses and checks a message of each kind once (udfs.events).
+CHECK_FUNCTIONS = {CLICKSTREAM_FIELDS: "check_clickstream", ORDER_FIELDS: "check_orders"}
 
 
 def literal(text: str) -> str:
@@ -59,12 +50,11 @@ def _wrapped(field: str, msg: str = MSG) -> str:
 
 
 def int_value(field: str, msg: str = MSG) -> str:
-    """The field as BIGINT when it is a JSON integer, else NULL (strings and floats are wrong)."""
+    """The field as BIGINT when it is a JSON integer, else NULL (strings and floats are wrong).
+
+    One JSON parse: REGEXP_EXTRACT gives NULL when the text does not match."""
     w = _wrapped(field, msg)
-    return (
-        f"CASE WHEN REGEXP({w}, '^\\[-?[0-9]{{1,18}}\\]$') "
-        f"THEN CAST(REGEXP_EXTRACT({w}, '^\\[(-?[0-9]+)\\]$', 1) AS BIGINT) END"
-    )
+    return f"CAST(REGEXP_EXTRACT({w}, '^\\[(-?[0-9]{{1,18}})\\]$', 1) AS BIGINT)"
 
 
 def int_written_as_float(field: str, msg: str = MSG) -> str:
@@ -204,12 +194,19 @@ def checked_view(
     fields: tuple[Field, ...],
     watermark: bool = True,
     functions: str = "python",
+    rules: str = "none",
 ) -> str:
     """The source with each field extracted, `error` and `late` flags; keeps the time attribute.
 
     Without a watermark (the ledger applies every movement, however late) `late` is FALSE.
+    With Python functions, one Python call per message parses and checks it
+    (udfs.events.check); `rules` ("bots", "bots+pages", clickstream only) has that same call
+    apply the bot rule (column `bot`, counting bots on the valid route) and the page rule
+    (`page_norm`). `builtin` checks field by field in SQL (the benchmark's pure-SQL baseline).
     """
     late = "COALESCE(`rt` <= CURRENT_WATERMARK(`rt`), FALSE)" if watermark else "FALSE"
+    if functions != "builtin":
+        return _parsed_once_view(name, source, fields, watermark, late, rules)
     columns = []
     for f in fields:
         if f.name == "ts":
@@ -225,6 +222,37 @@ SELECT
   {late} AS `late`
 FROM (
   SELECT *, {MSG} AS `msg`, ENCODE({MSG}, 'UTF-8') = `payload` AS `utf8` FROM `{source}`
+)"""
+
+
+def _parsed_once_view(
+    name: str, source: str, fields: tuple[Field, ...], watermark: bool, late: str, rules: str
+) -> str:
+    # The source's computed `ts` is not read (it would be one more JSON parse): the event's ts
+    # comes from the Python check; `rt` (the time attribute) is read only with a watermark.
+    function = CHECK_FUNCTIONS[fields]
+    clicks = function == "check_clickstream"
+    args = "`msg`, `utf8`" + (f", `late`, {literal(rules)}" if clicks else "")
+    extra = ""
+    if clicks and rules != "none":
+        extra += ", `e`.`bot` AS `bot`"
+        if rules == "bots+pages":
+            extra += ", `e`.`page_norm` AS `page_norm`"
+    cols = ", ".join(f"`e`.`{f.name}` AS `{f.name}`" for f in fields if f.name != "ts")
+    rt = ", `rt`" if watermark else ""
+    return f"""CREATE TEMPORARY VIEW `{name}` AS
+SELECT
+  `src_topic`, `src_partition`, `src_offset`, `payload`, `msg`, `utf8`, `e`.`ts` AS `ts`{rt},
+  {cols},
+  `e`.`error` AS `error`, `late`{extra}
+FROM (
+  SELECT *, {function}({args}) AS `e` FROM (
+    SELECT *, {late} AS `late` FROM (
+      SELECT `src_topic`, `src_partition`, `src_offset`, `payload`{rt},
+        {MSG} AS `msg`, ENCODE({MSG}, 'UTF-8') = `payload` AS `utf8`
+      FROM `{source}`
+    )
+  )
 )"""
 
 

@@ -9,15 +9,19 @@ from __future__ import annotations
 from typing import Any, Final
 
 import pandas as pd  # type: ignore[import-untyped]
+from pyflink.common import Row
 from pyflink.table import DataTypes, TableEnvironment
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
+from udfs import events
 from udfs.bots import is_bot
 from udfs.jsontext import is_json_object
 from udfs.pages import normalize_page
 
 __all__ = [
     "SQL_NAMES",
+    "check_clickstream_udf",
+    "check_orders_udf",
     "is_bot_pandas",
     "is_bot_udf",
     "is_json_object_udf",
@@ -69,6 +73,61 @@ class _IsBotSeries(_BotRule):
         return bots
 
 
+# What check_clickstream adds to the checks, by its last argument (a literal in the SQL).
+RULES: Final = ("none", "bots", "bots+pages")
+
+
+class _CheckClickstream(_BotRule):
+    """Parse and check a clickstream message once, and apply the bot rule (and the page rule)
+    to it in the same call: one Python function per message, so one Java ↔ Python crossing.
+
+    Bots are counted on valid rows that are not `late` (the valid route)."""
+
+    def eval(self, msg: str | None, utf8: bool | None, late: bool | None, rules: str) -> Row:
+        error, values = events.check(events.CLICKSTREAM, msg, utf8)
+        if values is None:
+            return Row(error, *_NO_CLICK)
+        bot = False
+        page_norm = None
+        if rules != "none":
+            bot = is_bot(values[_USER_AGENT])  # type: ignore[arg-type]
+            if bot and not late:
+                self._count(1)
+            if rules == "bots+pages":
+                page_norm = normalize_page(values[_PAGE])  # type: ignore[arg-type]
+        return Row(None, *values, bot, page_norm)
+
+
+def _check_orders(msg: str | None, utf8: bool | None) -> Row:
+    error, values = events.check(events.ORDERS, msg, utf8)
+    return Row(error, *(values or _NO_ORDER))
+
+
+_NAMES = {schema: [name for name, _ in schema] for schema in (events.CLICKSTREAM, events.ORDERS)}
+_USER_AGENT = _NAMES[events.CLICKSTREAM].index("user_agent")
+_PAGE = _NAMES[events.CLICKSTREAM].index("page")
+_NO_CLICK = (None,) * (len(events.CLICKSTREAM) + 2)
+_NO_ORDER = (None,) * len(events.ORDERS)
+
+
+def _row_type(schema: events.Schema, extra: list[Any] | None = None) -> Any:
+    sql_type = {"string": DataTypes.STRING(), "int": DataTypes.BIGINT()}
+    return DataTypes.ROW(
+        [
+            DataTypes.FIELD("error", DataTypes.STRING()),
+            *(DataTypes.FIELD(name, sql_type[kind]) for name, kind in schema),
+            *(extra or []),
+        ]
+    )
+
+
+CLICKSTREAM_ROW: Final[Any] = _row_type(
+    events.CLICKSTREAM,
+    [DataTypes.FIELD("bot", DataTypes.BOOLEAN()), DataTypes.FIELD("page_norm", DataTypes.STRING())],
+)
+ORDERS_ROW: Final[Any] = _row_type(events.ORDERS)
+
+
 def _normalize_page_row(page: str | None) -> str | None:
     return None if page is None else normalize_page(page)
 
@@ -95,6 +154,14 @@ normalize_page_udf: Final[Any] = udf(
 is_json_object_udf: Final[Any] = udf(
     is_json_object, input_types=[DataTypes.STRING()], result_type=DataTypes.BOOLEAN()
 )
+check_clickstream_udf: Final[Any] = udf(
+    _CheckClickstream(),
+    input_types=[DataTypes.STRING(), DataTypes.BOOLEAN(), DataTypes.BOOLEAN(), DataTypes.STRING()],
+    result_type=CLICKSTREAM_ROW,
+)
+check_orders_udf: Final[Any] = udf(
+    _check_orders, input_types=[DataTypes.STRING(), DataTypes.BOOLEAN()], result_type=ORDERS_ROW
+)
 is_bot_pandas: Final[Any] = udf(
     _IsBotSeries(),
     input_types=[DataTypes.STRING(), DataTypes.BOOLEAN()],
@@ -114,6 +181,8 @@ SQL_NAMES: Final[dict[str, Any]] = {
     "is_bot_vec": is_bot_pandas,
     "normalize_page_vec": normalize_page_pandas,
     "is_json_object": is_json_object_udf,
+    "check_clickstream": check_clickstream_udf,
+    "check_orders": check_orders_udf,
 }
 
 

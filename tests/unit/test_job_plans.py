@@ -1,6 +1,9 @@
 """The jobs' optimized plans (planning only, nothing runs): each message meets each Python UDF
-once. Before `table.optimizer.reuse-optimize-block-with-digest-enabled`, the planner expanded the
-checked view once per route, so the JSON check ran four times per message (twice for the
+once, and with row-at-a-time functions (the default) one Python call per message parses, checks
+and applies the bot and page rules.
+
+Before `table.optimizer.reuse-optimize-block-with-digest-enabled`, the planner expanded the checked
+view once per route, so the JSON check ran four times per message (twice for the
 dead-letter route, once each for the late and valid routes) — three quarters of its Python work
 wasted — and the bot rule, planned inside the valid route's filter, counted malformed bots."""
 
@@ -14,6 +17,13 @@ import pytest
 
 from jobs import attribution, sessions
 from tests.plans import planned
+
+# PyFlink's loopback worker leaves these behind; none of it is ours (as in test_udfs_flink).
+pytestmark = pytest.mark.filterwarnings(
+    r"ignore:subprocess \d+ is still running:ResourceWarning",
+    r"ignore:unclosed file <_io\.Buffered:ResourceWarning",
+    "ignore::DeprecationWarning:httplib2.*",
+)
 
 JOBS: dict[str, tuple[Callable[[list[str]], argparse.Namespace], Callable[..., object]]] = {
     "attribution": (attribution.parse_args, attribution.statements),
@@ -32,18 +42,31 @@ def calls(plan: str, function: str) -> int:
     return len(re.findall(rf"\b{function}\(", plan))
 
 
-# PyFlink's loopback worker leaves these behind; none of it is ours (as in test_udfs_flink).
-@pytest.mark.filterwarnings(
-    r"ignore:subprocess \d+ is still running:ResourceWarning",
-    r"ignore:unclosed file <_io\.Buffered:ResourceWarning",
-    "ignore::DeprecationWarning:httplib2.*",
-)
 @pytest.mark.parametrize("job", sorted(JOBS))
-@pytest.mark.parametrize(("functions", "bot"), [("python", "is_bot"), ("pandas", "is_bot_vec")])
-def test_each_message_meets_each_python_udf_once(job: str, functions: str, bot: str) -> None:
-    plan = execution_plan(job, functions)
+def test_one_python_call_parses_checks_and_applies_the_rules(job: str) -> None:
+    plan = execution_plan(job, "python")
     streams = 2  # views and clicks
-    assert calls(plan, "is_json_object") == streams, plan
+    assert calls(plan, "check_clickstream") == streams, plan
+    rules = "bots+pages" if job == "sessions" else "bots"
+    assert plan.count(f"check_clickstream(msg, utf8, late, '{rules}')") == streams, plan
+    for udf in ("is_json_object", "is_bot", "is_bot_vec", "normalize_page", "normalize_page_vec"):
+        assert calls(plan, udf) == 0, plan
+    # One Python operator per stream, shared by the three routes (reuse_id).
+    assert plan.count("PythonCalc(") == streams, plan
+    assert "Reused(" in plan
+    # The only JSON parse left in Java is the event time the watermark needs (the source's
+    # watermark generator, `rt` and the `late` flag: the planner does not share expressions).
+    assert calls(plan, "JSON_VALUE") == 0, plan
+    assert calls(plan, "JSON_QUERY") <= 4 * streams, plan
+
+
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_with_pandas_rules_each_message_meets_each_python_udf_once(job: str) -> None:
+    plan = execution_plan(job, "pandas")
+    streams = 2
+    bot = "is_bot_vec"
+    assert calls(plan, "check_clickstream") == streams, plan
+    assert plan.count("check_clickstream(msg, utf8, late, 'none')") == streams, plan
     assert calls(plan, bot) == streams, plan
     # The bot flag is computed in the view the three routes share (its operators carry a
     # reuse_id), and told to count exactly the valid, on-time rows: the planner must not have
@@ -57,6 +80,5 @@ def test_each_message_meets_each_python_udf_once(job: str, functions: str, bot: 
         assert f"(error IS NULL AND NOT(late)) AS {flag.group(1)}]" in lines[i + 1], lines[i + 1]
     assert "Reused(" in plan  # the checked view's operators are shared by the routes
     if job == "sessions":  # the page is normalised in the bot rule's Python operator
-        page = "normalize_page_vec" if functions == "pandas" else "normalize_page"
-        assert calls(plan, page) == streams, plan
-        assert all(f"{page}(page)" in lines[i] for i in flagged), plan
+        assert calls(plan, "normalize_page_vec") == streams, plan
+        assert all("normalize_page_vec(page)" in lines[i] for i in flagged), plan

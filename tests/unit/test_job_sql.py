@@ -54,7 +54,7 @@ def test_job_flags_follow_the_contract_defaults() -> None:
     assert args.max_out_of_orderness == 5_000
     assert args.gap == 1_800_000
     assert args.starting_offsets == "committed"
-    assert args.functions == "pandas"
+    assert args.functions == "python"
     assert attribution.parse_args([]).window == 60_000
     led = ledger.parse_args([])
     assert (led.state_backend, led.delivery, led.output_topic) == (
