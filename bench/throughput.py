@@ -22,9 +22,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import signal
 import statistics
 import sys
+import sysconfig
 import tempfile
 import textwrap
 import time
@@ -44,20 +46,29 @@ from deploy.stack import components, control
 from deploy.stack import state as stack_state
 from deploy.stack.ephemeral import free_settings
 
+PROJECT = Path(__file__).resolve().parent.parent
 CLICK_TOPICS = {"views": "bench-views", "clicks": "bench-clicks"}
 ORDER_TOPICS = {"orders": "bench-orders"}
+THREAD = ["--python-execution-mode", "thread"]
 VARIANTS: list[tuple[str, str, list[str]]] = [
     ("attribution", "python", ["--functions", "python"]),
     ("attribution", "builtin", ["--functions", "builtin"]),
     ("attribution", "pandas", ["--functions", "pandas"]),
+    ("attribution", "python-thread", ["--functions", "python", *THREAD]),
     ("sessions", "python", ["--functions", "python"]),
     ("sessions", "pandas", ["--functions", "pandas"]),
     ("sessions", "builtin", ["--functions", "builtin"]),
+    ("sessions", "python-thread", ["--functions", "python", *THREAD]),
     ("nexmark", "q8", ["--query", "q8"]),
     ("nexmark", "q11", ["--query", "q11"]),
     ("ledger", "exactly-once", ["--delivery", "exactly-once"]),
     ("ledger", "at-least-once", ["--delivery", "at-least-once"]),
+    ("ledger", "exactly-once-thread", ["--delivery", "exactly-once", *THREAD]),
 ]
+# The variant each job ships as (its default flags).
+SHIPPED = {"attribution": "python", "sessions": "python", "ledger": "exactly-once"}
+# The steady state: the records between these fractions of the input.
+STEADY = (0.1, 0.9)
 # Run once, untimed, before the variants (see measure): the cheapest job, pure SQL.
 WARM_UP = ("nexmark", ["--query", "q11"])
 # Jobs reading the orders topic; the others read views and clicks.
@@ -66,6 +77,8 @@ ORDER_JOBS = frozenset({"ledger"})
 # consumer_ceiling_orders_events_per_s.
 CEILING_CLICKSTREAM = "consumer_ceiling"
 CEILING_ORDERS = "consumer_ceiling_orders"
+# Offsets are committed on checkpoints: the steady state is read at this resolution.
+CHECKPOINT_INTERVAL = "2s"
 
 
 @dataclass(frozen=True)
@@ -96,27 +109,74 @@ NEXMARK_PUBLISHED: dict[str, Published] = {
     "q11": Published(100_000_000, 10.6, 237.599, 39_700.0),
 }
 
-# Ratios between two measured rates (variants or ceilings), in the result when both were measured.
+# Ratios between two measured steady-state rates (variants or ceilings), in the result when
+# both were measured.
 RATIOS: dict[str, tuple[str, str]] = {
-    # The jobs ship with pandas UDFs (measured faster than row UDFs, below).
-    "attribution_vs_sql_ratio": ("attribution_pandas", "attribution_builtin"),
-    "sessions_vs_sql_ratio": ("sessions_pandas", "sessions_builtin"),
-    # Sessions apply every UDF (JSON check, bot rule, page normaliser) to every event.
-    "udf_vs_builtin_ratio": ("sessions_pandas", "sessions_builtin"),
+    # The jobs as shipped against their pure-SQL twins (checks and rules in SQL only).
+    "attribution_vs_sql_ratio": ("attribution_python", "attribution_builtin"),
+    "sessions_vs_sql_ratio": ("sessions_python", "sessions_builtin"),
     "attribution_pandas_vs_row_ratio": ("attribution_pandas", "attribution_python"),
     "sessions_pandas_vs_row_ratio": ("sessions_pandas", "sessions_python"),
+    "attribution_thread_vs_process_ratio": ("attribution_python-thread", "attribution_python"),
+    "sessions_thread_vs_process_ratio": ("sessions_python-thread", "sessions_python"),
+    "ledger_thread_vs_process_ratio": ("ledger_exactly-once-thread", "ledger_exactly-once"),
     "ledger_eos_vs_alo_ratio": ("ledger_exactly-once", "ledger_at-least-once"),
     # The jobs as shipped against a bare consumer of the same topics.
-    "attribution_vs_ceiling_ratio": ("attribution_pandas", CEILING_CLICKSTREAM),
-    "sessions_vs_ceiling_ratio": ("sessions_pandas", CEILING_CLICKSTREAM),
+    "attribution_vs_ceiling_ratio": ("attribution_python", CEILING_CLICKSTREAM),
+    "sessions_vs_ceiling_ratio": ("sessions_python", CEILING_CLICKSTREAM),
     "ledger_vs_ceiling_ratio": ("ledger_exactly-once", CEILING_ORDERS),
+    "ledger_thread_vs_ceiling_ratio": ("ledger_exactly-once-thread", CEILING_ORDERS),
+    "nexmark_q8_vs_ceiling_ratio": ("nexmark_q8", CEILING_CLICKSTREAM),
+    "nexmark_q11_vs_ceiling_ratio": ("nexmark_q11", CEILING_CLICKSTREAM),
 }
+# Both clickstream jobs together (the harmonic mean of their rates: the rate of running one after
+# the other): with Python functions against built-in SQL only.
+UDF_VS_BUILTIN = (
+    ("attribution_python", "sessions_python"),
+    ("attribution_builtin", "sessions_builtin"),
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One look at a running variant: its consumer group's committed records, the TaskManagers'
+    CPU seconds so far and their resident memory (process trees: the Python workers count)."""
+
+    t: float
+    committed: int
+    cpu: float | None
+    rss: int | None
+
+
+@dataclass(frozen=True)
+class Steady:
+    events_per_s: float
+    cpu_s_per_million: float | None
+
+
+def steady_state(
+    samples: Sequence[Sample], total: int, bounds: tuple[float, float] = STEADY
+) -> Steady | None:
+    """The rate between the first samples at which the committed records reached each bound's
+    share of `total` (None when both are the same sample or one was never reached), and the
+    TaskManager CPU seconds per million records in between."""
+    low = next((x for x in samples if x.committed >= bounds[0] * total), None)
+    high = next((x for x in samples if x.committed >= bounds[1] * total), None)
+    if low is None or high is None or high.t <= low.t or high.committed <= low.committed:
+        return None
+    records = high.committed - low.committed
+    cpu = None
+    if low.cpu is not None and high.cpu is not None:
+        cpu = (high.cpu - low.cpu) / records * 1e6
+    return Steady(records / (high.t - low.t), cpu)
 
 
 @dataclass(frozen=True)
 class Run:
     seconds: float  # RUNNING → FINISHED as Flink reports it
     cpu_seconds: float | None  # TaskManager CPU from submission to FINISHED; None if unknown
+    steady: Steady | None = None  # between 10 % and 90 % of the input (committed offsets)
+    peak_rss: int | None = None  # the TaskManagers' largest resident memory seen, bytes
 
 
 def _tree_cpu(proc: psutil.Process) -> float:
@@ -151,6 +211,30 @@ def taskmanager_cpu(state_dir: Path) -> dict[int, float]:
     return out
 
 
+def taskmanager_rss(state_dir: Path) -> int | None:
+    """Resident memory of the TaskManagers' process trees (JVM and Python workers), bytes."""
+    total = 0
+    seen = False
+    for pid in taskmanager_pids(state_dir):
+        try:
+            proc = psutil.Process(pid)
+            procs = [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+                seen = True
+            except psutil.Error:
+                continue
+    return total if seen else None
+
+
+def committed_records(consumer: Consumer, partitions: Sequence[TopicPartition]) -> int:
+    """Records the group has committed on `partitions` (offsets from 0: fresh topics)."""
+    return sum(max(tp.offset, 0) for tp in consumer.committed(list(partitions), timeout=10))
+
+
 def cpu_used(before: Mapping[int, float], after: Mapping[int, float]) -> float | None:
     """CPU seconds used in between by the processes seen both times (None: none was)."""
     both = before.keys() & after.keys()
@@ -164,27 +248,53 @@ def run_variant(
     args: list[str],
     tag: str,
     state_dir: Path | None = None,
+    total: int | None = None,
 ) -> Run:
     """One bounded run: its seconds from RUNNING to FINISHED, and with `state_dir` (the stack's)
-    the CPU its TaskManagers used from the submission to the end."""
+    the CPU its TaskManagers used from the submission to the end. With `total` (the records in
+    its input topics) the steady state too, from its consumer group's committed offsets, read
+    every half second with the TaskManagers' CPU and memory."""
+    topics = list(ORDER_TOPICS.values()) if job in ORDER_JOBS else list(CLICK_TOPICS.values())
     inputs = (
         ["--orders-topic", ORDER_TOPICS["orders"]]
         if job in ORDER_JOBS
         else ["--views-topic", CLICK_TOPICS["views"], "--clicks-topic", CLICK_TOPICS["clicks"]]
     )
+    group = f"bench-{tag}"
     cpu_before = taskmanager_cpu(state_dir) if state_dir else {}
     job_id = pyjobs.submit(flink, f"jobs.{job}", [
         "--bootstrap-servers", bootstrap, "--bounded", "--starting-offsets", "earliest",
-        "--group-id", f"bench-{tag}", "--output-topic", f"bench-out-{tag}",
+        "--group-id", group, "--output-topic", f"bench-out-{tag}",
         "--late-topic", f"bench-late-{tag}", "--dead-letter-topic", f"bench-dead-{tag}",
-        "--checkpoint-interval", "5s", *inputs, *args,
+        "--checkpoint-interval", CHECKPOINT_INTERVAL, *inputs, *args,
     ])  # fmt: skip
-    detail = flink.job(job_id)
-    deadline = time.monotonic() + 1800
-    # A bounded run that restarts has failed for the benchmark: say why instead of waiting.
-    while detail["state"] not in {*TERMINAL_STATES, "RESTARTING"} and time.monotonic() < deadline:
-        time.sleep(1)
+    watcher = Consumer(kafka_io.client_config(bootstrap, **{"group.id": group}))
+    samples: list[Sample] = []
+    try:
+        metadata = watcher.list_topics(timeout=10)
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in sorted(metadata.topics[t].partitions)
+        ]
         detail = flink.job(job_id)
+        deadline = time.monotonic() + 3600
+        # A bounded run that restarts has failed for the benchmark: say why instead of waiting.
+        while (
+            detail["state"] not in {*TERMINAL_STATES, "RESTARTING"} and time.monotonic() < deadline
+        ):
+            time.sleep(0.5)
+            if total is not None:
+                cpu_now = taskmanager_cpu(state_dir) if state_dir else {}
+                samples.append(
+                    Sample(
+                        time.monotonic(),
+                        committed_records(watcher, partitions),
+                        cpu_used(cpu_before, cpu_now),
+                        taskmanager_rss(state_dir) if state_dir else None,
+                    )
+                )
+            detail = flink.job(job_id)
+    finally:
+        watcher.close()
     cpu_after = taskmanager_cpu(state_dir) if state_dir else {}
     if detail["state"] == "RESTARTING":
         flink.cancel(job_id)
@@ -193,7 +303,13 @@ def run_variant(
         raise RuntimeError(f"{job} {args} ended {detail['state']}: {str(root)[:500]}")
     stamps = detail["timestamps"]
     seconds = (int(stamps["FINISHED"]) - int(stamps["RUNNING"])) / 1000
-    return Run(seconds, cpu_used(cpu_before, cpu_after))
+    rss = [x.rss for x in samples if x.rss is not None]
+    return Run(
+        seconds,
+        cpu_used(cpu_before, cpu_after),
+        steady_state(samples, total) if total else None,
+        max(rss) if rss else None,
+    )
 
 
 class Polled(Protocol):
@@ -282,23 +398,58 @@ def consumer_ceiling(
         consumer.close()
 
 
+def _harmonic(rates: Sequence[float]) -> float:
+    return len(rates) / sum(1 / r for r in rates)
+
+
 def figures(
-    events: int, seconds: Mapping[str, list[float]], cpu: Mapping[str, list[float]]
+    events: int,
+    runs: Mapping[str, Sequence[Run]],
+    ceilings: Mapping[str, Sequence[float]],
+    orders: int | None = None,
 ) -> dict[str, Any]:
-    """Every figure the measured runs allow: events/s per variant (median over repeats), the
-    ratios whose two rates were measured, and per core figures of the Nexmark queries."""
-    rate = {k: events / statistics.median(v) for k, v in seconds.items() if v}
-    out: dict[str, Any] = {f"{k}_events_per_s": round(v) for k, v in rate.items()}
+    """Every figure the measured runs allow (medians over repeats): per variant its steady-state
+    events/s, end-to-end events/s, TaskManager CPU-seconds per million events (steady state) and
+    peak TaskManager memory; the ceilings; the ratios whose two rates were measured; the Nexmark
+    queries per TaskManager core. `orders` is the ledger's input size (default `events`)."""
+    orders = events if orders is None else orders
+    rate: dict[str, float] = {}
+    out: dict[str, Any] = {}
+    for name, took in ceilings.items():
+        if took:
+            rate[name] = (orders if name == CEILING_ORDERS else events) / statistics.median(took)
+            out[f"{name}_events_per_s"] = round(rate[name])
+    for key, measured in runs.items():
+        if not measured:
+            continue
+        n = orders if key.split("_")[0] in ORDER_JOBS else events
+        out[f"{key}_end_to_end_events_per_s"] = round(
+            n / statistics.median(r.seconds for r in measured)
+        )
+        steady = [r.steady for r in measured if r.steady is not None]
+        if steady:
+            rate[key] = statistics.median(x.events_per_s for x in steady)
+            out[f"{key}_events_per_s"] = round(rate[key])
+            cpu = [x.cpu_s_per_million for x in steady if x.cpu_s_per_million is not None]
+            if cpu:
+                out[f"{key}_cpu_s_per_million"] = round(statistics.median(cpu), 1)
+        rss = [r.peak_rss for r in measured if r.peak_rss is not None]
+        if rss:
+            out[f"{key}_taskmanager_peak_rss_mb"] = round(max(rss) / 2**20)
     for key, (num, den) in RATIOS.items():
         if num in rate and den in rate:
             out[key] = rate[num] / rate[den]
+    udf, builtin = UDF_VS_BUILTIN
+    if all(k in rate for k in (*udf, *builtin)):
+        out["udf_vs_builtin_ratio"] = _harmonic([rate[k] for k in udf]) / _harmonic(
+            [rate[k] for k in builtin]
+        )
     for query, published in NEXMARK_PUBLISHED.items():
-        used = cpu.get(f"nexmark_{query}")
-        if not used or not seconds.get(f"nexmark_{query}"):
+        per_million = out.get(f"nexmark_{query}_cpu_s_per_million")
+        if not per_million or f"nexmark_{query}" not in rate:
             continue
-        per_core = events / statistics.median(used)
-        cores = statistics.median(used) / statistics.median(seconds[f"nexmark_{query}"])
-        out[f"nexmark_{query}_taskmanager_cores"] = round(cores, 2)
+        per_core = 1e6 / per_million
+        out[f"nexmark_{query}_taskmanager_cores"] = round(rate[f"nexmark_{query}"] / per_core, 2)
         out[f"nexmark_{query}_events_per_s_per_core"] = round(per_core)
         out[f"nexmark_{query}_published_events_per_s_per_core"] = published.events_per_s_per_core
         out[f"nexmark_{query}_per_core_vs_published_ratio"] = (
@@ -309,27 +460,45 @@ def figures(
 
 
 def measure(
-    events: int, repeat: int, only: set[str] | None = None, job_args: list[str] | None = None
+    events: int,
+    repeat: int,
+    only: set[str] | None = None,
+    job_args: list[str] | None = None,
+    orders: int | None = None,
+    skus: int = 2_000,
 ) -> dict[str, Any]:
+    orders = events if orders is None else orders
     with tempfile.TemporaryDirectory(prefix="eddyline-bench-") as state:
         settings = free_settings(Path(state), taskmanager_memory="3g", slots=4)
+        # THREAD mode runs Python inside the TaskManager's JVM, whose interpreter must find
+        # pemja and the jobs: the venv's site-packages and the project on its PYTHONPATH.
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [*sysconfig.get_paths()["purelib"].split(os.pathsep), str(PROJECT)]
+        )
         control.up(settings)
         try:
-            config = generator.GeneratorConfig(seed=1, events=events)
             bs = settings.bootstrap_servers
-            loadgen.produce(bs, generator.clickstream(config), CLICK_TOPICS, partitions=2)
-            loadgen.produce(bs, generator.orders(config), ORDER_TOPICS, partitions=2)
-            seconds: dict[str, list[float]] = {f"{j}_{v}": [] for j, v, _ in VARIANTS}
-            seconds[CEILING_CLICKSTREAM] = []
-            seconds[CEILING_ORDERS] = []
-            cpu: dict[str, list[float]] = {}
-            ceilings = {
+            loadgen.produce(
+                bs,
+                generator.clickstream(generator.GeneratorConfig(seed=1, events=events)),
+                CLICK_TOPICS,
+                partitions=2,
+            )
+            loadgen.produce(
+                bs,
+                generator.orders(generator.GeneratorConfig(seed=1, events=orders, skus=skus)),
+                ORDER_TOPICS,
+                partitions=2,
+            )
+            runs: dict[str, list[Run]] = {f"{j}_{v}": [] for j, v, _ in VARIANTS}
+            ceilings: dict[str, list[float]] = {CEILING_CLICKSTREAM: [], CEILING_ORDERS: []}
+            topics_of = {
                 CEILING_CLICKSTREAM: list(CLICK_TOPICS.values()),
                 CEILING_ORDERS: list(ORDER_TOPICS.values()),
             }
             # One untimed read first: the broker's first read of fresh topics is several times
             # slower (seen: 0.3 s, then 0.05-0.06 s for 20,000 events), and the jobs read warm.
-            for topics in ceilings.values():
+            for topics in topics_of.values():
                 consumer_ceiling(bs, topics)
             with FlinkClient(settings.flink_url) as flink:
                 # The first job on a fresh stack was seen to take 2-10x longer than the same job
@@ -339,44 +508,53 @@ def measure(
                 warm = run_variant(flink, bs, *WARM_UP, "warm-up", settings.state_dir)
                 print(f"warm-up (untimed): {warm.seconds:.1f} s", flush=True)
                 for r in range(repeat):
-                    for name, topics in ceilings.items():
+                    for name, topics in topics_of.items():
+                        expected = orders if name == CEILING_ORDERS else events
                         count, took = consumer_ceiling(bs, topics)
-                        if count != events:
-                            raise RuntimeError(f"{name}: read {count} records, not {events}")
-                        seconds[name].append(took)
+                        if count != expected:
+                            raise RuntimeError(f"{name}: read {count} records, not {expected}")
+                        ceilings[name].append(took)
                         rate = f"{count / took:,.0f} events/s ({took:.2f} s)"
                         print(f"{name}-{r}: {rate}", flush=True)
                     for job, variant, args in VARIANTS:
                         if only and f"{job}_{variant}" not in only:
                             continue
                         tag = f"{job}-{variant}-{r}"
+                        total = orders if job in ORDER_JOBS else events
                         run = run_variant(
-                            flink, bs, job, [*args, *(job_args or [])], tag, settings.state_dir
-                        )
-                        seconds[f"{job}_{variant}"].append(run.seconds)
-                        if run.cpu_seconds is not None:
-                            cpu.setdefault(f"{job}_{variant}", []).append(run.cpu_seconds)
-                        cores = (
-                            f", TaskManager CPU {run.cpu_seconds:.1f} s"
-                            if run.cpu_seconds is not None
-                            else ""
-                        )
-                        print(
-                            f"{tag}: {events / run.seconds:,.0f} events/s "
-                            f"({run.seconds:.1f} s{cores})",
-                            flush=True,
-                        )
+                            flink, bs, job, [*args, *(job_args or [])], tag, settings.state_dir,
+                            total,
+                        )  # fmt: skip
+                        runs[f"{job}_{variant}"].append(run)
+                        print(f"{tag}: {describe(run, total)}", flush=True)
         finally:
             control.down(settings.state_dir)
-    measured = figures(events, seconds, cpu)
+    measured = figures(events, runs, ceilings, orders)
+    head: dict[str, Any] = {"events": events, "orders": orders, "skus": skus}
     if only:
-        return {"events": events, **measured}
+        return {**head, **measured}
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "events": events,
+        **head,
         "repeat": repeat,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         **measured,
     }
+
+
+def describe(run: Run, total: int) -> str:
+    """One line for the log: steady and end-to-end rates, CPU and memory."""
+    parts = []
+    if run.steady is not None:
+        parts.append(f"steady {run.steady.events_per_s:,.0f} events/s")
+        if run.steady.cpu_s_per_million is not None:
+            parts.append(f"{run.steady.cpu_s_per_million:.1f} TM CPU-s per million")
+    parts.append(f"end to end {total / run.seconds:,.0f} events/s ({run.seconds:.1f} s)")
+    if run.cpu_seconds is not None:
+        parts.append(f"TaskManager CPU {run.cpu_seconds:.1f} s")
+    if run.peak_rss is not None:
+        parts.append(f"peak RSS {run.peak_rss / 2**20:,.0f} MiB")
+    return ", ".join(parts)
 
 
 def plot(result: Mapping[str, Any], path: Path) -> None:
@@ -436,7 +614,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--events", type=int, default=1_000_000, help="clickstream events")
+    p.add_argument(
+        "--orders", type=int, default=None, help="orders for the ledger (default: --events)"
+    )
+    p.add_argument("--skus", type=int, default=2_000, help="distinct SKUs among the orders")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument(
         "--only",
@@ -453,7 +635,9 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             p.error(f"unknown variants: {', '.join(sorted(unknown))}")
     try:
-        result = measure(args.events, args.repeat, only, args.job_args.split())
+        result = measure(
+            args.events, args.repeat, only, args.job_args.split(), args.orders, args.skus
+        )
         if only:
             print(json.dumps(result, indent=2))
             return 0

@@ -123,35 +123,72 @@ def test_cpu_used_counts_processes_seen_before_and_after() -> None:
     assert throughput.cpu_used({}, {3: 1.0}) is None
 
 
+def _run(seconds: float, steady: float | None = None, cpu: float | None = None) -> throughput.Run:
+    state = None if steady is None else throughput.Steady(steady, cpu)
+    return throughput.Run(seconds, None, state, 2**30)
+
+
 def test_figures_rates_ratios_and_nexmark_per_core() -> None:
-    seconds = {
-        "attribution_pandas": [10.0, 20.0, 30.0],  # median 20 s → 5,000 events/s
-        "attribution_builtin": [10.0],
-        "consumer_ceiling": [0.5],
-        "consumer_ceiling_orders": [0.25],
-        "ledger_exactly-once": [50.0],
-        "nexmark_q8": [4.0],
+    runs = {
+        # steady medians 5,000 events/s; end to end 100,000 events over the median 20 s
+        "attribution_python": [_run(10.0, 4_000), _run(20.0, 5_000), _run(30.0, 6_000)],
+        "attribution_builtin": [_run(10.0, 10_000)],
+        "ledger_exactly-once": [_run(50.0, 2_000)],
+        "nexmark_q8": [_run(4.0, 25_000, cpu=50.0)],
         "nexmark_q11": [],  # not run
-        "sessions_pandas": [],
+        "sessions_python": [],
     }
-    cpu = {"nexmark_q8": [5.0]}
-    out = throughput.figures(100_000, seconds, cpu)
-    assert out["attribution_pandas_events_per_s"] == 5_000
+    ceilings = {"consumer_ceiling": [0.5], "consumer_ceiling_orders": [0.25]}
+    out = throughput.figures(100_000, runs, ceilings)
+    assert out["attribution_python_events_per_s"] == 5_000
+    assert out["attribution_python_end_to_end_events_per_s"] == 5_000
+    assert out["attribution_python_taskmanager_peak_rss_mb"] == 1024
     assert out["consumer_ceiling_events_per_s"] == 200_000
     assert out["consumer_ceiling_orders_events_per_s"] == 400_000
     assert out["attribution_vs_sql_ratio"] == pytest.approx(0.5)
     assert out["attribution_vs_ceiling_ratio"] == pytest.approx(0.025)
     assert out["ledger_vs_ceiling_ratio"] == pytest.approx(2_000 / 400_000)
     assert "sessions_vs_ceiling_ratio" not in out
-    assert "sessions_pandas_events_per_s" not in out
-    # 100,000 events in 5 CPU-seconds of the TaskManager: 20,000 per core, 1.25 cores used.
+    assert "sessions_python_events_per_s" not in out
+    assert "udf_vs_builtin_ratio" not in out  # needs both jobs
+    # 50 TaskManager CPU-seconds per million events: 20,000 per core; at 25,000/s, 1.25 cores.
+    assert out["nexmark_q8_cpu_s_per_million"] == 50.0
     assert out["nexmark_q8_events_per_s_per_core"] == 20_000
     assert out["nexmark_q8_taskmanager_cores"] == 1.25
     published = throughput.NEXMARK_PUBLISHED["q8"].events_per_s_per_core
     assert out["nexmark_q8_per_core_vs_published_ratio"] == pytest.approx(20_000 / published)
     assert out["nexmark_published_source"] == throughput.NEXMARK_SOURCE
     assert not any(k.startswith("nexmark_q11") for k in out)
-    assert "nexmark_published_source" not in throughput.figures(1, {"nexmark_q8": [1.0]}, {})
+    assert "nexmark_published_source" not in throughput.figures(1, {"nexmark_q8": [_run(1.0)]}, {})
+
+
+def test_udf_vs_builtin_takes_both_jobs_together() -> None:
+    runs = {
+        "attribution_python": [_run(1.0, 10_000)],
+        "sessions_python": [_run(1.0, 40_000)],
+        "attribution_builtin": [_run(1.0, 20_000)],
+        "sessions_builtin": [_run(1.0, 20_000)],
+    }
+    out = throughput.figures(1_000, runs, {})
+    # Both jobs one after the other: 16,000 events/s against 20,000.
+    assert out["udf_vs_builtin_ratio"] == pytest.approx(0.8)
+    assert out["udf_vs_builtin_ratio"] != out["sessions_vs_sql_ratio"]
+
+
+def test_steady_state_is_read_between_10_and_90_percent() -> None:
+    samples = [
+        throughput.Sample(0.0, 0, 0.0, None),
+        throughput.Sample(10.0, 50, 5.0, None),  # start-up: slow
+        throughput.Sample(11.0, 150, 6.0, None),  # first at >= 10 %
+        throughput.Sample(12.0, 500, 7.0, None),
+        throughput.Sample(13.0, 950, 8.0, None),  # first at >= 90 %
+        throughput.Sample(30.0, 1_000, 9.0, None),  # the end: slow
+    ]
+    steady = throughput.steady_state(samples, 1_000)
+    assert steady is not None
+    assert steady.events_per_s == pytest.approx(400.0)
+    assert steady.cpu_s_per_million == pytest.approx(2.0 / 800 * 1e6)
+    assert throughput.steady_state(samples[:3], 1_000) is None
 
 
 def test_published_nexmark_figures_are_consistent() -> None:
