@@ -28,8 +28,8 @@ from deploy.localkube.__main__ import image_ref
 from deploy.localkube.layout import NODE_NAME
 from tests import oracles
 from tests.cluster.conftest import Release
-from tests.cluster.jobs import PodJob, delete, describe, submit, wait_running
-from tests.integration.cli import EDDYLINE
+from tests.cluster.jobs import PodJob, delete, describe, kube_args, submit, wait_running
+from tests.integration.cli import EDDYLINE, eddyline
 from tests.integration.jobrun import (
     Topics,
     canonical_values,
@@ -265,7 +265,18 @@ def test_reference_jobs_in_pods_equal_the_oracles(release: Release, tmp_path: Pa
     produce(stack, [m for m in messages if m.kind != "late"], names)
 
     common = ["--starting-offsets", "earliest", "--checkpoint-interval", "2s"]
-    inputs = ["--views-topic", clicks.views, "--clicks-topic", clicks.clicks]
+    # Every partition has events and closing events, so none is ever idle; on a loaded 2-core
+    # node a reader can stall for more than the default 10 s, and marking its partition idle
+    # would let the watermark pass events not yet read (they would be late, and the run not
+    # the oracle's).
+    inputs = [
+        "--views-topic",
+        clicks.views,
+        "--clicks-topic",
+        clicks.clicks,
+        "--idle-timeout",
+        "10m",
+    ]
     submit(release, tmp_path, f"ledger-{ledger.run}", "jobs.ledger", [
         *common, "--orders-topic", ledger.orders, "--output-topic", ledger.output,
         "--dead-letter-topic", ledger.dead,
@@ -341,6 +352,97 @@ def _live_jobs(release: Release, name: str) -> list[dict[str, Any]]:
         ]
     finally:
         job.flink.close()
+
+
+def _job_parallelism(release: Release, job_id: str) -> set[int]:
+    job = PodJob(release.flink_url, job_id)
+    try:
+        return {int(v["parallelism"]) for v in job.flink.job(job_id)["vertices"]}
+    finally:
+        job.flink.close()
+
+
+def _registered_taskmanagers(release: Release) -> int:
+    job = PodJob(release.flink_url, "")
+    try:
+        return int(job.flink.overview()["taskmanagers"])
+    finally:
+        job.flink.close()
+
+
+def _wait(what: str, check: Any, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last is True:
+            return
+        time.sleep(3)
+    raise AssertionError(f"{what}: not after {timeout} s (last: {last})")
+
+
+def test_scale_grows_the_taskmanager_pods_and_shrinks_them_when_idle(
+    release: Release, tmp_path: Path
+) -> None:
+    """`eddyline scale --kube` past the slots the TaskManager pods have: the controller grows
+    the TaskManager Deployment, the new pod's TaskManager registers and takes the work, the job
+    is rescaled in place (same Flink job). Scaled back, the idle pod goes after the delay."""
+    stack = release.stack
+    topics = Topics.fresh("stock-levels")
+    name = f"scaled-{topics.run}"
+    kafka_io.create_topics(
+        stack.bootstrap_servers, {topics.orders: 2, topics.output: 2, topics.dead: 1}
+    )
+    produce(stack, orders(GeneratorConfig(seed=3, events=500, skus=20)), {"orders": topics.orders})
+    submit(release, tmp_path, name, "jobs.ledger", [
+        "--starting-offsets", "earliest", "--orders-topic", topics.orders,
+        "--output-topic", topics.output, "--dead-letter-topic", topics.dead,
+    ], kafka={"inputTopics": [topics.orders], "outputTopics": [topics.output]})  # fmt: skip
+    job = wait_running(release, name)
+    first_id = job.id
+    job.flink.close()
+    slots = 4  # tests/cluster/values-real.yaml: taskmanager.slots
+    try:
+        result = eddyline("scale", name, "--parallelism", str(slots + 2), *kube_args(release))
+        assert result.returncode == 0, result.stderr + result.stdout
+        tm = f"{RELEASE}-taskmanager"
+        _wait(
+            "two TaskManager pods Ready and registered",
+            lambda: (
+                (
+                    len([p for p in release.pods("taskmanager") if _ready(p)]) == 2
+                    and _registered_taskmanagers(release) == 2
+                )
+                or (len(release.pods("taskmanager")), _registered_taskmanagers(release))
+            ),
+        )
+        _wait(
+            f"the job at parallelism {slots + 2}",
+            lambda: (
+                _job_parallelism(release, first_id) == {slots + 2}
+                or _job_parallelism(release, first_id)
+            ),
+        )
+        events = release.kubectl("get", "events", "--field-selector", "reason=ScaledUp")
+        assert tm in events
+        assert describe(release, name)["status"]["jobId"] == first_id  # in place
+
+        result = eddyline("scale", name, "--parallelism", "1", *kube_args(release))
+        assert result.returncode == 0, result.stderr + result.stdout
+        _wait(
+            "the idle TaskManager pod removed after the scale-down delay",
+            lambda: len(release.pods("taskmanager")) == 1 or len(release.pods("taskmanager")),
+            timeout=360,
+        )
+        replicas = release.kubectl("get", "deployment", tm, "-o", "jsonpath={.spec.replicas}")
+        assert replicas.strip() == "1"
+        assert "ScaledDown" in release.kubectl(
+            "get", "events", "--field-selector", "reason=ScaledDown"
+        )
+        assert _job_parallelism(release, first_id) == {1}
+        assert [j["jid"] for j in _live_jobs(release, name)] == [first_id]
+    finally:
+        delete(release, name)
 
 
 def test_ledger_survives_pod_kills_and_a_helm_upgrade(release: Release, tmp_path: Path) -> None:
