@@ -74,6 +74,26 @@ class ClusterState(BaseModel):
         return next((p for p in self.procs if p.name == name), None)
 
 
+# The folder whose cluster holds the bridge now: one local cluster per machine.
+OWNER_FILE = Path("/run/eddyline-localkube.owner")
+
+
+def _check_owner(layout: Layout) -> None:
+    """Refuse, in one line, to touch a cluster another checkout started and still runs."""
+    try:
+        other = Path(OWNER_FILE.read_text().strip())
+    except OSError:
+        return
+    if other == layout.root.resolve():
+        return
+    theirs = load_state(Layout(other))
+    if theirs is not None and any(p.alive() for p in theirs.procs):
+        raise ClusterError(
+            f"a local cluster from {other} is running (one per machine): stop it there with "
+            "`make cluster-down`"
+        )
+
+
 def _quiet(_: str) -> None:
     pass
 
@@ -237,6 +257,7 @@ def up(layout: Layout, image_archives: dict[str, Path], progress: Progress = _qu
                 server=current.server,
                 images_loaded=loaded,
             )
+        _check_owner(layout)
         if current or _leftovers(layout):
             progress("clearing what an earlier run left behind")
             _teardown(layout, current, progress)
@@ -307,6 +328,7 @@ def _start(  # noqa: PLR0915 - one start sequence, read top to bottom
         _save_state(layout, state)
         return proc
 
+    OWNER_FILE.write_text(f"{layout.root.resolve()}\n")
     # Kernel settings first, so a crash after this point still has them to put back.
     saved = run_dir / "sysctls.json"
     if not saved.exists():
@@ -607,6 +629,7 @@ def down(layout: Layout, progress: Progress = _quiet) -> DownResult:
     if not host.is_root():
         raise ClusterError("stopping the local cluster needs root")
     with _locked(layout):
+        _check_owner(layout)
         state = load_state(layout)
         if state is None and not _leftovers(layout):
             return DownResult(was_running=False)
@@ -669,6 +692,9 @@ def _teardown(layout: Layout, state: ClusterState | None, progress: Progress) ->
         result.sysctls_restored = host.restore_sysctls(json.loads(saved.read_text()))
     shutil.rmtree(run_dir, ignore_errors=True)
     layout.state_file.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        if Path(OWNER_FILE.read_text().strip()) == layout.root.resolve():
+            OWNER_FILE.unlink()
     return result
 
 

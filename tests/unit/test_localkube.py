@@ -228,3 +228,22 @@ def test_a_pod_whose_image_is_not_loaded_is_explained_with_its_reason() -> None:
         "pod ns/unscheduled (Pending): FailedScheduling: "
         "0/1 nodes are available: 1 Insufficient cpu.",
     ]
+
+
+def test_a_cluster_another_checkout_runs_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    other = Layout(tmp_path / "other")
+    other.root.mkdir()
+    me = procs.start("kubelet", ["sleep", "30"], tmp_path)
+    try:
+        node._save_state(other, node.ClusterState(server="https://x", procs=[me]))
+        owner = tmp_path / "owner"
+        owner.write_text(f"{other.root.resolve()}\n")
+        monkeypatch.setattr(node, "OWNER_FILE", owner)
+        with pytest.raises(ClusterError, match=r"a local cluster from .*other is running"):
+            node._check_owner(Layout(tmp_path / "mine"))
+        node._check_owner(other)  # its own folder: fine
+    finally:
+        procs.stop(me)
+    node._check_owner(Layout(tmp_path / "mine"))  # stopped: no longer in the way
