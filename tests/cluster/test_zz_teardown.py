@@ -8,7 +8,21 @@ import psutil
 import pytest
 
 from deploy.localkube import host, node
+from deploy.localkube.__main__ import image_archive, image_ref
 from tests.cluster.conftest import RealCluster
+
+
+def test_a_second_up_while_it_runs_has_nothing_to_do(real_cluster: RealCluster) -> None:
+    layout = real_cluster.layout
+    before = node.load_state(layout)
+    assert before is not None
+    result = node.up(layout, {image_ref(): image_archive()})
+    assert result.already_running
+    assert result.images_loaded == []  # the same archive is not imported again
+    after = node.load_state(layout)
+    assert after is not None
+    assert [(p.name, p.pid) for p in after.procs] == [(p.name, p.pid) for p in before.procs]
+    assert all(p.alive() for p in after.procs)
 
 
 def test_cluster_down_leaves_the_machine_as_it_was(real_cluster: RealCluster) -> None:
