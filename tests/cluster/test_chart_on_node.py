@@ -36,14 +36,29 @@ from tests.integration.jobrun import (
     dead_letter_origins,
     produce,
     read_inputs,
-    read_output,
 )
+from tests.integration.stacks import RunningStack
 from tests.integration.test_dashboard_browser import CHROMIUM
 from tests.integration.test_reference_jobs import CLICKSTREAM, _closing_events, _closing_ts, _ts
 from tests.k8s.chart import RELEASE
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "cluster"
 COMPONENTS = ("jobmanager", "taskmanager", "controller")
+
+
+def read_output(
+    stack: RunningStack, topic: str, expected: int, read_committed: bool = False
+) -> list[kafka_io.Record]:
+    """As tests/integration/jobrun.read_output, with more time: three Python jobs share one
+    TaskManager pod on a loaded 2-core node, and the last windows can take minutes to come."""
+    return kafka_io.read_all(
+        stack.bootstrap_servers,
+        topic,
+        expected=expected,
+        timeout=600,
+        idle=4.0,
+        read_committed=read_committed,
+    )
 
 
 def _ready(pod: dict[str, Any]) -> bool:
