@@ -811,13 +811,17 @@ def explain_pods(pods: list[dict[str, Any]], events: list[dict[str, Any]]) -> li
             continue
         where = f"pod {meta['namespace']}/{meta['name']} ({phase})"
         waiting = [c["state"]["waiting"] for c in statuses if (c.get("state") or {}).get("waiting")]
+        reason = waiting[0].get("reason") if waiting else None
         if waiting and waiting[0].get("message"):
-            lines.append(f"{where}: {waiting[0].get('reason')}: {waiting[0]['message']}")
+            lines.append(f"{where}: {reason}: {waiting[0]['message']}")
             continue
         mine = [e for e in events if e["involvedObject"].get("uid") == meta.get("uid")]
         mine.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-        if mine:
-            lines.append(f"{where}: {mine[-1].get('reason')}: {mine[-1].get('message')}")
+        # kubelet's own Event for the waiting reason says the most ("Container image … is not
+        # present with pull policy of Never"); its generic "Failed: Error: …" says least.
+        best = [e for e in mine if reason and e.get("reason") == reason] or mine
+        if best:
+            lines.append(f"{where}: {best[-1].get('reason')}: {best[-1].get('message')}")
         else:
-            lines.append(f"{where}: not ready yet")
+            lines.append(f"{where}: {reason or 'not ready yet'}")
     return lines

@@ -247,3 +247,35 @@ def test_a_cluster_another_checkout_runs_is_left_alone(
     finally:
         procs.stop(me)
     node._check_owner(Layout(tmp_path / "mine"))  # stopped: no longer in the way
+
+
+def test_the_event_for_the_waiting_reason_is_quoted_when_the_status_has_no_message() -> None:
+    pods = [
+        {
+            "metadata": {"namespace": "ns", "name": "stuck", "uid": "2"},
+            "status": {
+                "phase": "Pending",
+                "containerStatuses": [
+                    {"ready": False, "state": {"waiting": {"reason": "ErrImageNeverPull"}}}
+                ],
+            },
+        }
+    ]
+    events = [
+        {
+            "involvedObject": {"uid": "2"},
+            "reason": "ErrImageNeverPull",
+            "message": 'Container image "eddyline:9.9" is not present with pull policy of Never',
+            "lastTimestamp": "2026-12-02T10:00:00Z",
+        },
+        {
+            "involvedObject": {"uid": "2"},
+            "reason": "Failed",
+            "message": "Error: ErrImageNeverPull",
+            "lastTimestamp": "2026-12-02T10:00:01Z",
+        },
+    ]
+    assert node.explain_pods(pods, events) == [
+        'pod ns/stuck (Pending): ErrImageNeverPull: Container image "eddyline:9.9" is not present '
+        "with pull policy of Never"
+    ]
