@@ -82,6 +82,7 @@ def start(name: str, argv: Sequence[str], logs: Path, env: Mapping[str, str] | N
 def stop(proc: Proc, grace: float = 20.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds. Only if it is still the process we started."""
     if not proc.alive():
+        _reap(proc.pid)  # it may have died already: a zombie of ours until waited for
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(proc.pid, signal.SIGTERM)

@@ -37,13 +37,13 @@ def test_cluster_down_leaves_the_machine_as_it_was(real_cluster: RealCluster) ->
         )
     state = node.load_state(layout)
     assert state is not None
-    pids = [p.pid for p in state.procs]
+    recorded = state.procs
     result = node.down(layout)
     real_cluster.stopped = result.stopped
     assert set(result.stopped) == set(node.ORDER)
     after = host.snapshot(layout.root)
     assert host.diff_snapshots(real_cluster.before, after) == []
-    assert [p for p in pids if psutil.pid_exists(p)] == []
+    assert [p.name for p in recorded if p.alive()] == []
     root = str(layout.root.resolve())
 
     def naming_root() -> list[tuple[int, str]]:
