@@ -818,8 +818,15 @@ def explain_pods(pods: list[dict[str, Any]], events: list[dict[str, Any]]) -> li
         mine = [e for e in events if e["involvedObject"].get("uid") == meta.get("uid")]
         mine.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
         # kubelet's own Event for the waiting reason says the most ("Container image … is not
-        # present with pull policy of Never"); its generic "Failed: Error: …" says least.
-        best = [e for e in mine if reason and e.get("reason") == reason] or mine
+        # present with pull policy of Never"); its generic "Failed: Error: X" says least, but
+        # names X, which finds that Event while the status still lags behind ("ContainerCreating").
+        wanted = {reason} if reason else set()
+        wanted |= {
+            e["message"].removeprefix("Error: ")
+            for e in mine
+            if e.get("reason") == "Failed" and (e.get("message") or "").startswith("Error: ")
+        }
+        best = [e for e in mine if e.get("reason") in wanted] or mine
         if best:
             lines.append(f"{where}: {best[-1].get('reason')}: {best[-1].get('message')}")
         else:

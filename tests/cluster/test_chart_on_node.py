@@ -142,7 +142,8 @@ def test_an_image_not_loaded_on_the_node_is_named_with_the_pods_event(release: R
     try:
         deadline = time.monotonic() + 240
         line, out = "", ""
-        while time.monotonic() < deadline and "ErrImageNeverPull" not in line:
+        # kubelet's Events and the pod's status arrive apart: wait for the line that quotes them.
+        while time.monotonic() < deadline and "is not present with pull policy" not in line:
             result = subprocess.run(
                 [sys.executable, "-m", "deploy.localkube", "status"],
                 capture_output=True, text=True, timeout=60, check=False,

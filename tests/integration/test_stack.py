@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -98,7 +99,12 @@ def test_the_stacks_controller_runs_a_submitted_job_and_deletes_it_with_a_savepo
         done = eddyline("delete", f"smoke-{run}", "--savepoint", "--wait", "--state-dir", state_dir)
         assert done.returncode == 0, done.stderr
         assert flink.job(job_id)["state"] == "FINISHED"  # stopped with a savepoint, not cancelled
-        assert flink.checkpoints(job_id)["latest"]["savepoint"]["external_path"]
+        # Flink caches checkpoint statistics per job (rest.cache.checkpoint-statistics.timeout,
+        # a few seconds): a read by the controller while the savepoint ran can hide it briefly.
+        deadline = time.monotonic() + 30
+        while not (flink.checkpoints(job_id)["latest"]["savepoint"] or {}).get("external_path"):
+            assert time.monotonic() < deadline, flink.checkpoints(job_id)["latest"]
+            time.sleep(1)
     gone = eddyline("describe", f"smoke-{run}", "--state-dir", state_dir)
     assert gone.returncode == 1
     assert "no job named" in gone.stderr

@@ -279,3 +279,40 @@ def test_the_event_for_the_waiting_reason_is_quoted_when_the_status_has_no_messa
         'pod ns/stuck (Pending): ErrImageNeverPull: Container image "eddyline:9.9" is not present '
         "with pull policy of Never"
     ]
+
+
+def test_the_event_a_failed_event_names_is_quoted_while_the_status_lags_behind() -> None:
+    waiting = {"reason": "ContainerCreating"}  # kubelet's status update has not landed yet
+    pods = [
+        {
+            "metadata": {"namespace": "ns", "name": "stuck", "uid": "3"},
+            "status": {
+                "phase": "Pending",
+                "containerStatuses": [{"ready": False, "state": {"waiting": waiting}}],
+            },
+        }
+    ]
+    events = [
+        {
+            "involvedObject": {"uid": "3"},
+            "reason": "Scheduled",
+            "message": "Successfully assigned ns/stuck to node",
+            "lastTimestamp": "2026-12-02T09:59:59Z",
+        },
+        {
+            "involvedObject": {"uid": "3"},
+            "reason": "ErrImageNeverPull",
+            "message": 'Container image "eddyline:9.9" is not present with pull policy of Never',
+            "lastTimestamp": "2026-12-02T10:00:00Z",
+        },
+        {
+            "involvedObject": {"uid": "3"},
+            "reason": "Failed",
+            "message": "Error: ErrImageNeverPull",
+            "lastTimestamp": "2026-12-02T10:00:01Z",
+        },
+    ]
+    assert node.explain_pods(pods, events) == [
+        'pod ns/stuck (Pending): ErrImageNeverPull: Container image "eddyline:9.9" is not present '
+        "with pull policy of Never"
+    ]
