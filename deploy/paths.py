@@ -12,9 +12,25 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
+def in_checkout() -> bool:
+    """Running from a source checkout (editable install), not from an installed wheel."""
+    return (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "Makefile").is_file()
+
+
+def cache_root() -> Path:
+    """Where downloaded jars, the image archive and the local cluster live: the checkout's
+    `.cache/` (what `make` fills), or the user's cache folder when Eddyline is installed from a
+    wheel: site-packages is no place to write to."""
+    if "EDDYLINE_CACHE_DIR" in os.environ:
+        return Path(os.environ["EDDYLINE_CACHE_DIR"])
+    if in_checkout():
+        return PROJECT_ROOT / ".cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eddyline"
+
+
 def jvm_cache() -> Path:
     """The folder `make jars` fills: `kafka/` (broker + dependencies) and `flink/` (connectors)."""
-    return Path(os.environ.get("EDDYLINE_JVM_DIR", PROJECT_ROOT / ".cache" / "jvm"))
+    return Path(os.environ.get("EDDYLINE_JVM_DIR", cache_root() / "jvm"))
 
 
 def flink_home() -> Path:

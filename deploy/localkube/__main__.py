@@ -13,7 +13,7 @@ from rich.console import Console
 from deploy.localkube import node
 from deploy.localkube.layout import Layout
 from deploy.localkube.procs import ClusterError
-from deploy.paths import PROJECT_ROOT
+from deploy.paths import cache_root
 
 console = Console(stderr=True)
 app = typer.Typer(
@@ -29,7 +29,7 @@ def image_ref() -> str:
 
 def image_archive() -> Path:
     """Where `make image` saves the project's image (scripts/build-image.sh)."""
-    return PROJECT_ROOT / ".cache" / "image" / f"eddyline-{version('eddyline')}.tar"
+    return cache_root() / "image" / f"eddyline-{version('eddyline')}.tar"
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON")]

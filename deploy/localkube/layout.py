@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.paths import PROJECT_ROOT
+from deploy.paths import cache_root
 
 BRIDGE = "eddyline0"
 POD_CIDR = "10.234.0.0/24"
@@ -74,7 +74,7 @@ class Layout:
     @classmethod
     def default(cls) -> Layout:
         return cls(
-            Path(os.environ.get("EDDYLINE_CLUSTER_DIR", PROJECT_ROOT / ".cache" / "cluster"))
+            Path(os.environ.get("EDDYLINE_CLUSTER_DIR", cache_root() / "cluster"))
         )
 
     @property

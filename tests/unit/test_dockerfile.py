@@ -129,7 +129,10 @@ def test_the_installed_project_is_complete() -> None:
     }
     assert "pyproject.toml" in copied
     assert PYPROJECT["project"]["readme"] in copied
-    top_level = {p.split(".")[0] for p in PYPROJECT["tool"]["setuptools"]["packages"]}
+    top_level = {
+        p.rstrip("*").split(".")[0]
+        for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
     assert top_level <= copied, f"packages not copied: {top_level - copied}"
     # The dependencies from what the host resolved (offline when it did), then the project.
     assert "/opt/venv/bin/pip install $offline -r /deps/requirements.txt" in run_text()
