@@ -73,9 +73,7 @@ class Layout:
 
     @classmethod
     def default(cls) -> Layout:
-        return cls(
-            Path(os.environ.get("EDDYLINE_CLUSTER_DIR", cache_root() / "cluster"))
-        )
+        return cls(Path(os.environ.get("EDDYLINE_CLUSTER_DIR", cache_root() / "cluster")))
 
     @property
     def kubeconfig(self) -> Path:
