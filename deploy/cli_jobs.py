@@ -11,9 +11,7 @@ import functools
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,7 +27,7 @@ from deploy import entries, kafka_io
 from deploy.cli_common import StateDir, console, err, settings_from
 from deploy.controller.capacity import LocalTaskManagers
 from deploy.controller.flink import FlinkRuntime, copartition_problem
-from deploy.controller.loop import Controller
+from deploy.controller.loop import Controller, stop_on_signals
 from deploy.controller.metrics import ControllerMetrics
 from deploy.errors import EddylineError, SpecError
 from deploy.flink_rest import FlinkClient
@@ -822,11 +820,9 @@ def controller(
         if once:
             ctl.run_once()
             return
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
         logging.getLogger("eddyline.controller").info(
             "reconciling %s against Flink %s, Kafka %s (metrics on :%s)",
             settings.controller_db, flink, kafka, port or "-",
         )  # fmt: skip
-        ctl.run(stop)
+        with stop_on_signals() as stop:
+            ctl.run(stop)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Protocol
 
 from deploy import failpoints
@@ -28,6 +31,21 @@ from deploy.store import JobStore
 
 log = logging.getLogger("eddyline.controller")
 FAST_INTERVAL = 0.2
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT while the block runs; the caller's handlers come back
+    afterwards, so a process that ran a controller in-line (a test) keeps its own Ctrl-C."""
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class Runtime(Protocol):

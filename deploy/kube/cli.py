@@ -5,12 +5,11 @@ never load the Kubernetes client."""
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.controller.flink import FlinkRuntime
+from deploy.controller.loop import stop_on_signals
 from deploy.controller.metrics import ControllerMetrics
 from deploy.flink_rest import FlinkClient
 from deploy.kube.api import RestApi
@@ -88,9 +87,6 @@ def run_controller(options: ControllerOptions, once: bool = False) -> None:
             return
         if options.metrics_port:
             ctl.metrics.serve(options.metrics_port, options.metrics_host)
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
         log.info(
             "reconciling FlinkJobs in namespace %s at %s against Flink %s, Kafka %s "
             "(metrics on %s:%s; TaskManagers: %s)",
@@ -102,4 +98,5 @@ def run_controller(options: ControllerOptions, once: bool = False) -> None:
             options.metrics_port or "-",
             options.taskmanager_deployment or "not scaled",
         )
-        ctl.run(stop)
+        with stop_on_signals() as stop:
+            ctl.run(stop)

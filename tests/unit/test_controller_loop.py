@@ -4,6 +4,8 @@ job, and a job leased by one controller is left alone by another."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 
 from deploy import failpoints
-from deploy.controller.loop import Controller, now_ms
+from deploy.controller.loop import Controller, now_ms, stop_on_signals
 from deploy.controller.model import (
     Action,
     Cancel,
@@ -459,3 +461,15 @@ def test_run_once_reconciles_every_job(store: SqliteStore, runtime: FakeRuntime)
     Controller(store, runtime).run_once()
     assert runtime.kinds() == ["submit", "submit", "submit"]
     assert all(status(store, n).operation is not None for n in ("a", "b", "c"))
+
+
+def test_signals_stop_the_loop_and_the_callers_handlers_come_back() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with stop_on_signals() as stop:
+        assert not stop.is_set()
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the event, not a KeyboardInterrupt
+        assert stop.wait(5)
+    assert signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(KeyboardInterrupt), stop_on_signals():
+        raise KeyboardInterrupt  # an error inside still puts the handlers back
+    assert signal.getsignal(signal.SIGINT) is before
