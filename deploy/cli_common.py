@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +14,17 @@ from rich.console import Console
 from deploy.errors import EddylineError
 from deploy.settings import StackSettings
 
-console = Console()
+# Wider than any value, when stdout is a pipe or a file.
+UNCUT_WIDTH = 100_000
+
+
+def table_width(stdout_is_tty: bool, columns: str | None) -> int | None:
+    """Output piped to a file, `less` or `grep` is never cut to rich's default 80 columns:
+    full values, as kubectl prints them. A terminal (or an explicit COLUMNS) keeps its width."""
+    return None if stdout_is_tty or columns else UNCUT_WIDTH
+
+
+console = Console(width=table_width(sys.stdout.isatty(), os.environ.get("COLUMNS")))
 err = Console(stderr=True)
 
 

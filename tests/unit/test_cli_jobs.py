@@ -4,12 +4,16 @@ what they refuse, what they write, and what scripts get from -o json."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from deploy.cli import app
+from deploy.cli_common import table_width
 from deploy.settings import StackSettings
 from deploy.store import SAVEPOINT_ON_DELETE, SqliteStore
 
@@ -146,3 +150,31 @@ def test_wait_times_out_naming_the_controller_log(state: Path) -> None:
     assert code == 1
     assert "did not run within 1 s" in err
     assert "controller.out" in err
+
+
+def test_a_table_piped_to_a_file_is_never_cut(state: Path, tmp_path: Path) -> None:
+    """rich cuts to 80 columns when stdout is not a terminal; `eddyline list | less` must show
+    whole names, as kubectl does. Run as a user would: a process whose stdout is a pipe."""
+    name = "attribution-by-campaign-and-region-for-the-spring-sale-2027"
+    spec = tmp_path / "long.yaml"
+    spec.write_text(GOOD.replace("name: ledger", f"name: {name}"))
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    cli = [sys.executable, "-m", "deploy.cli"]
+    for args in (["submit", str(spec)], ["list"]):
+        done = subprocess.run(
+            [*cli, *args, "--state-dir", str(state)],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert name in done.stdout, done.stdout
+    assert "…" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("tty", "columns", "width"),
+    [(True, None, None), (False, "132", None), (False, None, 100_000), (False, "", 100_000)],
+)
+def test_the_table_width_follows_the_terminal_or_is_uncut(
+    tty: bool, columns: str | None, width: int | None
+) -> None:
+    assert table_width(tty, columns) == width
