@@ -49,6 +49,12 @@ class ListOutput(StrEnum):
     json = "json"
 
 
+class ListingOutput(StrEnum):
+    table = "table"
+    wide = "wide"
+    json = "json"
+
+
 class DescribeOutput(StrEnum):
     table = "table"
     json = "json"
@@ -57,6 +63,12 @@ class DescribeOutput(StrEnum):
 
 ListOpt = Annotated[
     ListOutput, typer.Option("--output", "-o", help="table for people, json for scripts")
+]
+ListingOpt = Annotated[
+    ListingOutput,
+    typer.Option(
+        "--output", "-o", help="table for people, wide for more columns, json for scripts"
+    ),
 ]
 Name = Annotated[str, typer.Argument(help="the FlinkJob's metadata.name")]
 Wait = Annotated[
@@ -345,7 +357,7 @@ def _age(ms: int | None) -> str:
 @_reports_errors
 def list_jobs(
     state_dir: StateDir = None,
-    output: ListOpt = ListOutput.table,
+    output: ListingOpt = ListingOutput.table,
     kube: Kube = False,
     namespace: KubeNamespace = None,
     kubeconfig: Kubeconfig = None,
@@ -354,19 +366,21 @@ def list_jobs(
     """The FlinkJobs and their state."""
     _, store = _store(state_dir, _kube_target(kube, namespace, kubeconfig, context))
     jobs = store.list()
-    if output == ListOutput.json:
+    if output == ListingOutput.json:
         typer.echo(json.dumps({"items": [j.document() for j in jobs]}))
         return
     if not jobs:
         console.print("No FlinkJobs. Submit one with `eddyline submit jobs/specs/ledger.yaml`.")
         return
-    table = Table(
-        "name", "lifecycle", "parallelism", "job id", "flink", "savepoint", "age", "error"
-    )
+    wide = output == ListingOutput.wide
+    columns = ["name", "lifecycle", "parallelism", "job id", "flink", "savepoint", "age"]
+    if wide:
+        columns += ["entry", "wanted", "upgrade", "checkpoint", "restarts"]
+    table = Table(*columns, "error")
     for j in jobs:
         st = j.status
         newest = max((s.time for s in st.savepoints), default=None)
-        table.add_row(
+        row = [
             j.name,
             _lifecycle(st.lifecycle),
             str(st.parallelism or j.spec.job.parallelism),
@@ -374,8 +388,14 @@ def list_jobs(
             st.flink_state or "-",
             _age(newest),
             _age(_created(j)),
-            (st.error or "")[:60],
-        )
+        ]
+        if wide:
+            job = j.spec.job
+            row += [job.entry, job.state.value, job.upgrade_mode.value,
+                    _age(st.last_checkpoint_time), str(st.restarts)]  # fmt: skip
+        # The whole error when asked for width; the table stays readable otherwise.
+        row.append(st.error or "" if wide else (st.error or "")[:60])
+        table.add_row(*row)
     console.print(table)
 
 

@@ -178,3 +178,25 @@ def test_the_table_width_follows_the_terminal_or_is_uncut(
     tty: bool, columns: str | None, width: int | None
 ) -> None:
     assert table_width(tty, columns) == width
+
+
+def test_list_wide_shows_the_entry_the_wanted_state_and_the_whole_error(state: Path) -> None:
+    run(state, "submit", "-", stdin=GOOD)
+    long_error = "Flink refused the job: " + "x" * 80 + " (the end)"
+    db = store(state)
+    job = db.get("ledger")
+    assert job is not None
+    db.write_status("ledger", job.status.model_copy(update={"error": long_error, "restarts": 3}))
+    code, narrow, _ = run(state, "list")
+    assert code == 0
+    assert "(the end)" not in narrow  # the plain table keeps errors short
+    assert "jobs.ledger" not in narrow
+    code, wide, _ = run(state, "list", "-o", "wide")
+    assert code == 0
+    header = next(line for line in wide.splitlines() if "name" in line)
+    for column in ("entry", "wanted", "upgrade", "checkpoint", "restarts", "error"):
+        assert column in header
+    row = next(line for line in wide.splitlines() if "ledger" in line and "jobs.ledger" in line)
+    for cell in ("running", "savepoint", " 3 "):
+        assert cell in row
+    assert "(the end)" in wide
