@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 import socket
 from collections.abc import Mapping
+from pathlib import Path
 
 from deploy.errors import PortInUseError
 
@@ -35,8 +37,39 @@ def _addresses(host: str, port: int) -> list[tuple[socket.AddressFamily, tuple[s
     return out
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+PICK_LOW = 20000  # above the well-known and registered ports most servers default to
+PICK_HIGH = 29999  # below Kubernetes' NodePort range (30000-32767), which kube-proxy may claim
+
+
+def pick_range(ephemeral: tuple[int, int] | None) -> tuple[int, int] | None:
+    """Pure: where to pick a server's port so that no outgoing connection takes it first. The
+    kernel gives outgoing connections (and bind-to-0) ports from its ephemeral range, so a port
+    found free there can be gone before a server binds it — it happened when several stacks
+    started at once. Below that range only other deliberate picks compete. None: no room."""
+    if ephemeral is None:
+        return None
+    low, high = PICK_LOW, min(PICK_HIGH, ephemeral[0] - 1)
+    return (low, high) if high - low >= 1000 else None
+
+
+def _ephemeral() -> tuple[int, int] | None:
+    try:
+        low, high = EPHEMERAL_RANGE.read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return None
+
+
 def free_port(host: str = "localhost") -> int:
-    """A port the OS says is free now (it may be taken again before we bind it: use promptly)."""
+    """A port free now, chosen at random below the kernel's ephemeral range (see pick_range);
+    it may still be taken by another deliberate pick before we bind it: use promptly."""
+    span = pick_range(_ephemeral())
+    if span is not None:
+        for _ in range(100):
+            port = span[0] + secrets.randbelow(span[1] - span[0] + 1)
+            if is_free(port, host):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((socket.gethostbyname(host), 0))
         return int(sock.getsockname()[1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +36,14 @@ def test_check_free_names_the_taken_port_and_its_purpose(listener: int) -> None:
         ports.check_free({"kafka": ports.free_port(), "Flink REST": listener})
     assert info.value.port == listener
     assert f"port {listener} (Flink REST) is already in use" in str(info.value)
+
+
+def test_ports_are_picked_below_the_kernels_ephemeral_range() -> None:
+    assert ports.pick_range((32768, 60999)) == (20000, 29999)
+    assert ports.pick_range((25000, 60999)) == (20000, 24999)
+    assert ports.pick_range((20500, 60999)) is None  # no room: the kernel's own choice
+    assert ports.pick_range(None) is None
+    low, _ = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    picked = {ports.free_port() for _ in range(20)}
+    assert all(p < int(low) for p in picked), picked
+    assert len(picked) > 1  # at random, so two stacks starting at once do not pick alike
