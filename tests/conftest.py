@@ -3,6 +3,7 @@ every folder that asks for it (tests/integration, tests/k8s)."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,15 @@ import pytest
 from deploy.errors import EddylineError
 from deploy.stack import control
 from tests.integration.stacks import RunningStack, free_settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C works in this session and in every command it starts, however it was launched. A
+    shell starts background jobs (`make test &`) with SIGINT ignored; children inherit that, and
+    Python then never raises KeyboardInterrupt: a test stopping a command with SIGINT (as a user's
+    Ctrl-C) would wait on one that cannot hear it. A handler, unlike SIG_IGN, is reset by exec."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from deploy.localkube.layout import NODE_NAME
 from tests import oracles
 from tests.cluster.conftest import Release
 from tests.cluster.jobs import PodJob, delete, describe, kube_args, submit, wait_running
-from tests.integration.cli import EDDYLINE, eddyline
+from tests.integration.cli import EDDYLINE, eddyline, stop_like_ctrl_c
 from tests.integration.jobrun import (
     Topics,
     canonical_values,
@@ -229,7 +228,11 @@ def _dashboard_shows_running(release: Release, names: list[str]) -> Path:
     command += ["--kubeconfig", str(release.kube.kubeconfig), "-o", "json"]
     env = {**release.kube.env, "EDDYLINE_KUBECTL": str(release.kube.kubectl)}
     with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     ) as proc:
         assert proc.stdout is not None
         assert proc.stderr is not None
@@ -255,8 +258,7 @@ def _dashboard_shows_running(release: Release, names: list[str]) -> Path:
                 finally:
                     browser.close()
         finally:
-            proc.send_signal(signal.SIGINT)  # as Ctrl-C: the forward ends, the command too
-            code = proc.wait(timeout=30)
+            code = stop_like_ctrl_c(proc)  # as Ctrl-C: the forward ends, the command too
     assert code == 0
     return shot
 

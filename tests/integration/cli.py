@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,3 +22,17 @@ def eddyline(
         check=False,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
+
+
+def stop_like_ctrl_c(proc: subprocess.Popen[str], timeout: float = 30) -> int:
+    """SIGINT to `proc` and its exit code; killed, and the test failed, if it does not end."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        stderr = proc.stderr.read() if proc.stderr is not None else ""
+        raise AssertionError(
+            f"{proc.args!r} did not end within {timeout:.0f} s of SIGINT; stderr:\n{stderr}"
+        ) from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import select
-import signal
 import subprocess
 import time
 import uuid
@@ -27,7 +26,7 @@ from kubernetes.client.rest import ApiException
 from deploy import crd, paths, spec
 from deploy.kube.rbac import CONTROLLER_RULES
 from tests.faultproxy import FaultProxy
-from tests.integration.cli import EDDYLINE
+from tests.integration.cli import EDDYLINE, stop_like_ctrl_c
 from tests.integration.stacks import RunningStack
 from tests.k8s.chart import CHART, RELEASE, ROOT, VALUES, VALUES_FILES, render
 from tests.k8s.envtest import Kube
@@ -515,7 +514,11 @@ def test_eddyline_dashboard_forwards_a_local_port_to_the_jobmanager_service(
         command += ["--kubeconfig", str(kube.kubeconfig), "-o", "json"]
         env = {**kube.env, "EDDYLINE_KUBECTL": str(kube.kubectl)}
         with subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         ) as proc:
             assert proc.stdout is not None
             assert proc.stderr is not None
@@ -539,7 +542,6 @@ def test_eddyline_dashboard_forwards_a_local_port_to_the_jobmanager_service(
                     assert "<title>Apache Flink Web Dashboard</title>" in page.text
                 assert [e.path for e in flink.exchanges()][:2] == ["/overview", "/"]
             finally:
-                proc.send_signal(signal.SIGINT)  # as Ctrl-C: the forward ends, the command too
-                code = proc.wait(timeout=30)
+                code = stop_like_ctrl_c(proc)  # as Ctrl-C: the forward ends, the command too
                 stderr = proc.stderr.read()
     assert code == 0, stderr
