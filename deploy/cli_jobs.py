@@ -393,8 +393,8 @@ def list_jobs(
             job = j.spec.job
             row += [job.entry, job.state.value, job.upgrade_mode.value,
                     _age(st.last_checkpoint_time), str(st.restarts)]  # fmt: skip
-        # The whole error when asked for width; the table stays readable otherwise.
-        row.append(st.error or "" if wide else (st.error or "")[:60])
+        error = st.error or ""
+        row.append(error if wide else error[:60])  # whole when asked for width
         table.add_row(*row)
     console.print(table)
 

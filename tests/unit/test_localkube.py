@@ -8,6 +8,7 @@ import json
 import tarfile
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -249,70 +250,49 @@ def test_a_cluster_another_checkout_runs_is_left_alone(
     node._check_owner(Layout(tmp_path / "mine"))  # stopped: no longer in the way
 
 
+NEVER_PULLED = 'Container image "eddyline:9.9" is not present with pull policy of Never'
+
+
+def _waiting_pod(uid: str, reason: str) -> dict[str, Any]:
+    """A Pending pod whose one container waits for `reason`, with no message in its status."""
+    waiting = {"reason": reason}
+    return {
+        "metadata": {"namespace": "ns", "name": "stuck", "uid": uid},
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [{"ready": False, "state": {"waiting": waiting}}],
+        },
+    }
+
+
+def _event(uid: str, reason: str, message: str, at: str) -> dict[str, Any]:
+    return {
+        "involvedObject": {"uid": uid},
+        "reason": reason,
+        "message": message,
+        "lastTimestamp": f"2026-12-02T{at}Z",
+    }
+
+
+def _never_pulled_events(uid: str) -> list[dict[str, Any]]:
+    """What kubelet records for an image it may not pull: its own Event, then the generic one."""
+    return [
+        _event(uid, "ErrImageNeverPull", NEVER_PULLED, "10:00:00"),
+        _event(uid, "Failed", "Error: ErrImageNeverPull", "10:00:01"),
+    ]
+
+
 def test_the_event_for_the_waiting_reason_is_quoted_when_the_status_has_no_message() -> None:
-    pods = [
-        {
-            "metadata": {"namespace": "ns", "name": "stuck", "uid": "2"},
-            "status": {
-                "phase": "Pending",
-                "containerStatuses": [
-                    {"ready": False, "state": {"waiting": {"reason": "ErrImageNeverPull"}}}
-                ],
-            },
-        }
-    ]
-    events = [
-        {
-            "involvedObject": {"uid": "2"},
-            "reason": "ErrImageNeverPull",
-            "message": 'Container image "eddyline:9.9" is not present with pull policy of Never',
-            "lastTimestamp": "2026-12-02T10:00:00Z",
-        },
-        {
-            "involvedObject": {"uid": "2"},
-            "reason": "Failed",
-            "message": "Error: ErrImageNeverPull",
-            "lastTimestamp": "2026-12-02T10:00:01Z",
-        },
-    ]
-    assert node.explain_pods(pods, events) == [
-        'pod ns/stuck (Pending): ErrImageNeverPull: Container image "eddyline:9.9" is not present '
-        "with pull policy of Never"
+    pods = [_waiting_pod("2", "ErrImageNeverPull")]
+    assert node.explain_pods(pods, _never_pulled_events("2")) == [
+        f"pod ns/stuck (Pending): ErrImageNeverPull: {NEVER_PULLED}"
     ]
 
 
 def test_the_event_a_failed_event_names_is_quoted_while_the_status_lags_behind() -> None:
-    waiting = {"reason": "ContainerCreating"}  # kubelet's status update has not landed yet
-    pods = [
-        {
-            "metadata": {"namespace": "ns", "name": "stuck", "uid": "3"},
-            "status": {
-                "phase": "Pending",
-                "containerStatuses": [{"ready": False, "state": {"waiting": waiting}}],
-            },
-        }
-    ]
-    events = [
-        {
-            "involvedObject": {"uid": "3"},
-            "reason": "Scheduled",
-            "message": "Successfully assigned ns/stuck to node",
-            "lastTimestamp": "2026-12-02T09:59:59Z",
-        },
-        {
-            "involvedObject": {"uid": "3"},
-            "reason": "ErrImageNeverPull",
-            "message": 'Container image "eddyline:9.9" is not present with pull policy of Never',
-            "lastTimestamp": "2026-12-02T10:00:00Z",
-        },
-        {
-            "involvedObject": {"uid": "3"},
-            "reason": "Failed",
-            "message": "Error: ErrImageNeverPull",
-            "lastTimestamp": "2026-12-02T10:00:01Z",
-        },
-    ]
-    assert node.explain_pods(pods, events) == [
-        'pod ns/stuck (Pending): ErrImageNeverPull: Container image "eddyline:9.9" is not present '
-        "with pull policy of Never"
+    # kubelet's status update has not landed yet: the container still waits "ContainerCreating".
+    pods = [_waiting_pod("3", "ContainerCreating")]
+    scheduled = _event("3", "Scheduled", "Successfully assigned ns/stuck to node", "09:59:59")
+    assert node.explain_pods(pods, [scheduled, *_never_pulled_events("3")]) == [
+        f"pod ns/stuck (Pending): ErrImageNeverPull: {NEVER_PULLED}"
     ]
