@@ -1,7 +1,8 @@
 # The eddyline image: one image for the Flink JobManager and TaskManagers, the controller and the
 # `helm test` Job (helm/eddyline). Flink is the distribution inside the apache-flink wheel — the
 # same one the local stack runs — so the cluster, its Python workers and the jobs agree on
-# versions; the Kafka connector comes from deploy/jvm/pom.xml, as for `make jars`.
+# versions; the Kafka connector and the S3 filesystem plugin (checkpoints in a bucket) come from
+# deploy/jvm/pom.xml, as for `make jars`.
 #
 # Build it with `make image` (scripts/build-image.sh). That resolves the Python wheels and the
 # jars on the host into .cache/image/deps/ first, so nothing inside the build needs a network,
@@ -22,10 +23,15 @@ FROM ${MAVEN_IMAGE} AS jars
 WORKDIR /build
 COPY deploy/jvm/pom.xml pom.xml
 COPY .cache/image/deps/jars/ /deps/jars/
-RUN mkdir -p /jars \
+COPY .cache/image/deps/plugins/ /deps/plugins/
+RUN mkdir -p /jars /plugins/s3-fs-hadoop \
     && if ls /deps/jars/*.jar >/dev/null 2>&1; then cp /deps/jars/*.jar /jars/; \
        else mvn -B -ntp -q -f pom.xml -P flink dependency:copy-dependencies \
-              -DincludeScope=runtime -DoutputDirectory=/jars; fi
+              -DincludeScope=runtime -DoutputDirectory=/jars; fi \
+    && if ls /deps/plugins/s3-fs-hadoop/*.jar >/dev/null 2>&1; then \
+         cp /deps/plugins/s3-fs-hadoop/*.jar /plugins/s3-fs-hadoop/; \
+       else mvn -B -ntp -q -f pom.xml -P s3 dependency:copy-dependencies \
+              -DincludeScope=runtime -DoutputDirectory=/plugins/s3-fs-hadoop; fi
 
 # --- the virtualenv: built here so pip's build tools and the wheel files stay out of the image --
 FROM ${PYTHON_IMAGE} AS venv
@@ -75,10 +81,12 @@ COPY --from=venv /opt/eddyline/ /opt/eddyline/
 # connector beside its lib/ jars, the default configuration for running the image on its own
 # (the chart mounts its own), and the folders Flink writes to.
 COPY --from=jars /jars/ /opt/venv/lib/python3.11/site-packages/pyflink/lib/
+COPY --from=jars /plugins/ /opt/venv/lib/python3.11/site-packages/pyflink/plugins/
 RUN FLINK_DIST="$(python -c 'import os, pyflink; print(os.path.dirname(pyflink.__file__))')" \
     && test "$FLINK_DIST" = /opt/venv/lib/python3.11/site-packages/pyflink \
     && ls "$FLINK_DIST"/lib/flink-sql-connector-kafka-*.jar \
     && ls "$FLINK_DIST"/plugins/metrics-prometheus/*.jar \
+    && ls "$FLINK_DIST"/plugins/s3-fs-hadoop/flink-s3-fs-hadoop-*.jar \
     && mkdir -p /opt/flink/conf /opt/flink/log /opt/flink/tmp /opt/flink/state \
     && ln -s "$FLINK_DIST" /opt/flink/dist \
     && cp "$FLINK_DIST"/conf/config.yaml "$FLINK_DIST"/conf/log4j-console.properties /opt/flink/conf/ \

@@ -63,12 +63,14 @@ $(VENV)/.installed: pyproject.toml
 
 $(JVM)/.resolved: deploy/jvm/pom.xml
 	@scripts/ensure-tools.sh
-	@echo "==> JVM jars through Maven into $(JVM) (Kafka broker + Flink Kafka connector, ~60 MB)"
-	@rm -rf $(JVM)/kafka $(JVM)/flink
+	@echo "==> JVM jars through Maven into $(JVM) (Kafka broker, Flink Kafka connector, Flink S3 plugin; ~95 MB)"
+	@rm -rf $(JVM)/kafka $(JVM)/flink $(JVM)/s3
 	$(MVN) $(MVN_FLAGS) -f deploy/jvm/pom.xml -P kafka dependency:copy-dependencies \
 		-DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(JVM)/kafka
 	$(MVN) $(MVN_FLAGS) -f deploy/jvm/pom.xml -P flink dependency:copy-dependencies \
 		-DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(JVM)/flink
+	$(MVN) $(MVN_FLAGS) -f deploy/jvm/pom.xml -P s3 dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(JVM)/s3
 	@touch $@
 
 ## demo: set up, start the local stack, run the main job and verify its output

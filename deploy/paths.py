@@ -50,6 +50,13 @@ def connector_jars() -> list[Path]:
     return sorted((jvm_cache() / "flink").glob("*.jar"))
 
 
+def flink_plugin_jars() -> dict[str, Path]:
+    """Plugin folders `make jars` resolved beside the distribution's own, by plugin name:
+    s3-fs-hadoop (checkpoints and savepoints in a bucket) when its jar is there."""
+    s3 = jvm_cache() / "s3"
+    return {"s3-fs-hadoop": s3} if list(s3.glob("flink-s3-fs-hadoop-*.jar")) else {}
+
+
 def venv_python() -> Path:
     """The interpreter Flink starts for Python workers: the one running Eddyline."""
     return Path(sys.executable)

@@ -302,6 +302,9 @@ class JobStatus(Model):
     running_since: int | None = Field(None, description="when every task was last seen RUNNING")
     restarts: int = Field(0, description="controller resubmissions since the job was last stable")
     next_retry_at: int | None = Field(None, description="restart backoff: not before this time")
+    missing_since: int | None = Field(
+        None, description="when Flink stopped knowing status.jobId (HA recovery under way)"
+    )
     failures: int = Field(0, description="consecutive failed actions (submissions, stops, …)")
     outages: int = Field(0, description="consecutive reconciles that could not reach Flink/Kafka")
     outage_retry_at: int | None = None

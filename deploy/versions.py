@@ -36,6 +36,11 @@ def flink_kafka_connector() -> str:
     return _pom_properties()["flink.kafka.connector.version"]
 
 
+def flink_s3() -> str:
+    """Flink's S3 filesystem plugin (2.2.0: no 2.2.1 was published)."""
+    return _pom_properties()["flink.s3.version"]
+
+
 def eddyline() -> str:
     try:
         return version("eddyline")

@@ -2,9 +2,9 @@
 # `make image`: builds eddyline:<version> from the Dockerfile and saves it to
 # .cache/image/eddyline-<version>.tar (what `make cluster-up` loads into the node).
 #
-#  1. Python wheels (for the base image's Python version) and the Flink Kafka connector are
-#     resolved on the host (pip's and Maven's caches) into .cache/image/deps/, so nothing inside
-#     the build needs a network.
+#  1. Python wheels (for the base image's Python version), the Flink Kafka connector and Flink's
+#     S3 filesystem plugin are resolved on the host (pip's and Maven's caches) into
+#     .cache/image/deps/, so nothing inside the build needs a network.
 #  2. Base images: with IMAGE_BASES=debian (the default) they are made from Debian packages with
 #     debootstrap from the mirror the host's apt already uses — no container registry needed —
 #     and kept in Docker's image store; IMAGE_BASES=public uses python:3.11-slim-bookworm and
@@ -132,7 +132,10 @@ PYEOF
 fi
 make -s jars
 rm -f "$deps/jars"/*.jar
+rm -rf "$deps/plugins"
+mkdir -p "$deps/plugins/s3-fs-hadoop"
 cp .cache/jvm/flink/*.jar "$deps/jars/"
+cp .cache/jvm/s3/*.jar "$deps/plugins/s3-fs-hadoop/"
 
 say "docker build -t $tag (classic builder, no network inside)"
 dk build --network none "${build_args[@]}" -t "$tag" . >"$out/build.log" 2>&1 \

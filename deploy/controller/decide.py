@@ -45,6 +45,11 @@ from deploy.store import SAVEPOINT_ON_DELETE
 STABLE_AFTER_MS = 30_000  # RUNNING this long without a restart → STABLE
 MAX_EVENTS = 30
 MAX_RETRY_MS = 60_000  # backoff cap while Flink or Kafka is unreachable
+# With JobManager HA, how long a job the JobManager no longer knows may take to come back (the
+# new leader's election, then the job's recovery from the HA store) before it counts as lost and
+# the controller starts it again itself. Flink's own lease is ~15 s; recovery loads the job graph
+# and its checkpoint from the state bucket.
+HA_RECOVERY_MS = 180_000
 SAVEPOINT_TIMEOUT_MS = 10 * 60_000
 # An in-place rescale waits for a checkpoint and free slots; past this the job is taken as it
 # runs (smaller, when slots are short) rather than waited on forever.
@@ -156,6 +161,7 @@ class _Decision:
     def submit(self, kind: str, restore: str | None) -> None:
         """Start a new job (an id fixed now, written before it is sent)."""
         job_id = new_id(self.job.name, self.now, kind)
+        self.st.missing_since = None
         self.st.operation = Operation(
             kind=kind,
             step="submitting",
@@ -229,6 +235,9 @@ class _Decision:
         st = self.st
         if job is None:
             return
+        if st.missing_since is not None and job.job_id == st.job_id:
+            st.missing_since = None
+            self.note("Recovered", f"job {job.job_id} is back ({job.state}), recovered by Flink")
         st.flink_state = job.state
         if job.parallelism is not None:
             st.parallelism = job.parallelism
@@ -470,6 +479,13 @@ class _Decision:
         restart_requested = spec.restart_nonce != st.last_restart_nonce
         st.running_since = None
         if st.job_id is not None and st.lifecycle != Lifecycle.FAILED:
+            if job is None and self.obs.high_availability and self.recovering():
+                return self.plan()
+            if job is None and st.missing_since is not None:
+                return self.failed(
+                    f"job {st.job_id} is gone from Flink and was not recovered by its high "
+                    f"availability within {HA_RECOVERY_MS // 1000} s"
+                )
             if job is None:
                 return self.failed(f"job {st.job_id} is gone from Flink (JobManager restarted?)")
             if job.state == "FAILED":
@@ -506,6 +522,24 @@ class _Decision:
             st.restarts = 0
         self.submit("submit", restore)
         return self.plan()
+
+    def recovering(self) -> bool:
+        """Flink (with HA) no longer knows the job: a new JobManager is taking over and will
+        recover it under the same id. Starting it again meanwhile would run it twice, so wait,
+        up to HA_RECOVERY_MS."""
+        st = self.st
+        if st.missing_since is None:
+            st.missing_since = self.now
+            st.flink_state = None
+            self.note(
+                "AwaitingRecovery",
+                f"job {st.job_id} is unknown to the JobManager; with high availability Flink "
+                f"recovers it under the same id (waiting up to {HA_RECOVERY_MS // 1000} s)",
+            )
+            return True
+        if self.now - st.missing_since < HA_RECOVERY_MS:
+            return True
+        return False
 
     def failed(self, cause: str) -> Plan:
         st, policy = self.st, self.spec.restart_policy

@@ -111,6 +111,7 @@ class FlinkRuntime:
         self._samples: dict[str, tuple[str, list[Sample]]] = {}
         self._partitions: dict[str, tuple[int, int | None]] = {}
         self._adaptive: bool | None = None
+        self._high_availability: bool | None = None
 
     def adaptive(self) -> bool:
         """Whether the cluster runs the adaptive scheduler (asked once; a JobManager's scheduler
@@ -119,6 +120,15 @@ class FlinkRuntime:
             conf = self.client.cluster_config()
             self._adaptive = conf.get("jobmanager.scheduler", "").lower() == "adaptive"
         return self._adaptive
+
+    def high_availability(self) -> bool:
+        """Whether the JobManager runs with high availability (asked once, like the scheduler):
+        then a JobManager restart does not lose its jobs, and the controller waits for them."""
+        if self._high_availability is None:
+            conf = self.client.cluster_config()
+            kind = conf.get("high-availability.type", conf.get("high-availability", "none"))
+            self._high_availability = kind.strip().lower() not in ("", "none")
+        return self._high_availability
 
     # -- observe ----------------------------------------------------------------------------
 
@@ -133,6 +143,7 @@ class FlinkRuntime:
                 if observed is None and op.job_id != st.job_id:
                     observed = self._job(op.job_id)
             adaptive = self.adaptive()
+            high_availability = self.high_availability()
             if op and op.kind == "rescale" and observed is not None and observed.alive:
                 observed = replace(observed, requested_parallelism=self._requested(observed))
         except FlinkError as e:
@@ -165,6 +176,7 @@ class FlinkRuntime:
             partitions=partitions,
             slots_for_job=slots,
             adaptive=adaptive,
+            high_availability=high_availability,
             retained_checkpoint=retained,
         )
 

@@ -58,6 +58,9 @@ class Observation:
     partitions: int | None = None  # the fewest partitions of the job's input topics
     slots_for_job: int | None = None  # slots the job could use: free ones plus its own
     adaptive: bool = False  # the cluster runs the adaptive scheduler: rescale in place
+    # The JobManager runs with high availability: a job it lost with a JobManager restart comes
+    # back by itself, under the same id, once the new leader has recovered it.
+    high_availability: bool = False
     # status.jobId's job is gone from Flink (a JobManager restart): the newest checkpoint it
     # left on disk, (path, epoch ms), which may be newer than the last one the controller saw.
     retained_checkpoint: tuple[str, int] | None = None

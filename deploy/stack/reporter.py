@@ -79,18 +79,22 @@ def bound_reporter_jar() -> Path:
 
 def link_plugins(settings: StackSettings, plugins: Path) -> None:
     """The stack's plugin folder (FLINK_PLUGINS_DIR): the distribution's plugins as symlinks,
-    and the Prometheus one as a folder of its own holding the bound reporter beside Flink's."""
+    Flink's S3 filesystem (`make jars`, the same plugin the image has) so that state can live in
+    a bucket, and the Prometheus one as a folder of its own holding the bound reporter beside
+    Flink's."""
     home_plugins = paths.flink_home() / "plugins"
     plugins.mkdir(parents=True, exist_ok=True)
-    wanted = {p.name for p in home_plugins.iterdir() if p.is_dir()}
+    sources = {p.name: p for p in home_plugins.iterdir() if p.is_dir()}
+    for name, folder in paths.flink_plugin_jars().items():
+        sources[name] = folder
     for existing in plugins.iterdir():
-        if existing.name not in wanted:
+        if existing.name not in sources:
             _remove(existing)
-    for name in sorted(wanted - {PROMETHEUS_PLUGIN}):
+    for name in sorted(set(sources) - {PROMETHEUS_PLUGIN}):
         link = plugins / name
-        if not (link.is_symlink() and link.resolve() == (home_plugins / name).resolve()):
+        if not (link.is_symlink() and link.resolve() == sources[name].resolve()):
             _remove(link)
-            link.symlink_to(home_plugins / name)
+            link.symlink_to(sources[name])
     reporter, _ = _flink_jars()
     jars = [reporter] if settings.listens_everywhere else [reporter, bound_reporter_jar()]
     folder = plugins / PROMETHEUS_PLUGIN

@@ -77,7 +77,13 @@ def flink_config(m: Manifests, name: str = CONFIG) -> dict[str, Any]:
 
 
 def test_scenarios_exist() -> None:
-    assert {p.stem for p in VALUES_FILES} >= {"default", "production", "flink-only", "small"}
+    assert {p.stem for p in VALUES_FILES} >= {
+        "minimal",
+        "ephemeral",
+        "production",
+        "flink-only",
+        "small",
+    }
 
 
 @pytest.mark.parametrize("values_file", VALUES_FILES, ids=values_id)
@@ -102,7 +108,7 @@ def test_helm_lint_strict(values_file: Path) -> None:
     ],
 )
 def test_bad_values_are_refused_with_the_reason(setting: str, complaint: str) -> None:
-    result = helm(*template_args(None, setting), check=False)
+    result = helm(*template_args(VALUES / "minimal.yaml", setting), check=False)
     assert result.returncode != 0, f"{setting} was accepted"
     assert complaint in result.stderr, result.stderr
 
@@ -157,12 +163,21 @@ def test_pods_run_restricted(release: Manifests) -> None:
             assert csc["capabilities"] == {"drop": ["ALL"]}, f"{where}/{c['name']}"
 
 
-def test_only_the_controller_mounts_a_service_account_token(release: Manifests) -> None:
+def test_only_pods_that_call_the_api_server_mount_a_token(release: Manifests) -> None:
+    """The controller always; Flink's pods only with high availability (its ConfigMaps)."""
+    ha = flink_config(release, _flink_config_name(release)).get("high-availability.type")
     for workload, pod in release.workloads():
-        wanted = component(workload) == "controller"
+        wanted = component(workload) == "controller" or (
+            component(workload) in FLINK_COMPONENTS and ha == "kubernetes"
+        )
         assert pod["automountServiceAccountToken"] is wanted, workload["metadata"]["name"]
     for sa in release.of("ServiceAccount"):
         assert sa["automountServiceAccountToken"] is False, sa["metadata"]["name"]
+
+
+def _flink_config_name(release: Manifests) -> str:
+    [jm] = [w for w, _ in release.workloads() if component(w) == "jobmanager"]
+    return _config_map_name(jm["spec"]["template"]["spec"])
 
 
 def test_containers_have_resources_and_probes(release: Manifests) -> None:
@@ -216,23 +231,44 @@ def test_rbac_is_namespaced_without_wildcards(release: Manifests) -> None:
                 assert "*" not in rule.get(field, []), (role["metadata"]["name"], rule)
             assert "secrets" not in rule["resources"], rule
             assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"])
-            if "delete" in rule["verbs"]:  # its own per-job Leases, nothing else
-                assert rule["resources"] == ["leases"], rule
+            if "delete" in rule["verbs"]:  # the controller's Leases, Flink's HA ConfigMaps
+                assert rule["resources"] in (["leases"], ["configmaps"]), rule
     for binding in release.of("RoleBinding"):
         assert binding["roleRef"]["kind"] == "Role"
         assert release.has("Role", binding["roleRef"]["name"])
         for subject in binding["subjects"]:
             assert subject["kind"] == "ServiceAccount"
             assert subject["namespace"] == NAMESPACE
-            controllers = [pod for w, pod in release.workloads() if component(w) == "controller"]
-            assert [p["serviceAccountName"] for p in controllers] == [subject["name"]]
+            users = {
+                component(w)
+                for w, pod in release.workloads()
+                if pod.get("serviceAccountName") == subject["name"]
+            }
+            # Flink's identity also runs the `helm test` Job, which mounts no token.
+            assert users in ({"controller"}, FLINK_COMPONENTS, FLINK_COMPONENTS | {"test"}), users
 
 
-def test_flink_pods_use_an_identity_with_no_role(release: Manifests) -> None:
-    bound = {s["name"] for b in release.of("RoleBinding") for s in b["subjects"]}
-    for workload, pod in release.workloads():
-        if component(workload) != "controller":
-            assert pod["serviceAccountName"] not in bound, workload["metadata"]["name"]
+def test_flink_pods_may_touch_configmaps_only_with_ha(release: Manifests) -> None:
+    """Flink's identity has no role, or with Kubernetes HA one on ConfigMaps and nothing else."""
+    ha = flink_config(release, _flink_config_name(release)).get("high-availability.type")
+    roles = {
+        b["roleRef"]["name"]
+        for b in release.of("RoleBinding")
+        for s in b["subjects"]
+        for w, pod in release.workloads()
+        if component(w) in FLINK_COMPONENTS and pod["serviceAccountName"] == s["name"]
+    }
+    if ha != "kubernetes":
+        assert roles == set()
+        return
+    [role] = roles
+    assert release.get("Role", role)["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+        }
+    ]
 
 
 def test_services_and_ports_agree_with_the_pods(release: Manifests) -> None:
@@ -330,7 +366,7 @@ def test_log4j_writes_to_console_and_the_pod_log_file(release: Manifests) -> Non
 
 
 def test_controller_is_pointed_at_this_release() -> None:
-    m = Manifests(render(VALUES / "default.yaml"))
+    m = Manifests(render(VALUES / "minimal.yaml"))
     pod = m.get("Deployment", CTL)["spec"]["template"]["spec"]
     c = container(pod, "controller")
     assert c["command"] == ["eddyline"]
@@ -354,7 +390,7 @@ def test_controller_is_pointed_at_this_release() -> None:
 
 
 def test_controller_role_scales_only_this_release_taskmanagers() -> None:
-    m = Manifests(render(VALUES / "default.yaml"))
+    m = Manifests(render(VALUES / "minimal.yaml"))
     rules = m.get("Role", CTL)["rules"]
     apps = [r for r in rules if r["apiGroups"] == ["apps"]]
     assert apps == [
@@ -379,9 +415,9 @@ def test_controller_role_scales_only_this_release_taskmanagers() -> None:
 @pytest.mark.parametrize(
     ("values", "sets", "delay"),
     [
-        ("default.yaml", (), "300"),
+        ("minimal.yaml", (), "300"),
         ("production.yaml", (), "600"),
-        ("default.yaml", ("controller.scaleTaskManagers.scaleDown.enabled=false",), None),
+        ("minimal.yaml", ("controller.scaleTaskManagers.scaleDown.enabled=false",), None),
     ],
 )
 def test_controller_scales_taskmanagers_down_to_the_chart_replicas(
@@ -404,14 +440,16 @@ def test_controller_scales_taskmanagers_down_to_the_chart_replicas(
     assert not [r for r in off.get("Role", CTL)["rules"] if "pods" in r["resources"]]
 
 
-def test_flink_only_release_has_no_controller_no_role_and_its_own_names() -> None:
+def test_flink_only_release_has_no_controller_and_its_own_names() -> None:
     m = Manifests(render(VALUES / "flink-only.yaml"))
     assert {component(w) for w, _ in m.workloads()} == FLINK_COMPONENTS
-    assert not m.of("Role")
-    assert not m.of("RoleBinding")
+    assert [r["metadata"]["name"] for r in m.of("Role")] == ["stream-flink"]  # HA's only
+    assert [r["metadata"]["name"] for r in m.of("RoleBinding")] == ["stream-flink"]
     assert m.has("Deployment", "stream-jobmanager")
     conf = flink_config(m, "stream-flink-config")
     assert conf["execution.checkpointing.dir"] == "file:///flink-state/checkpoints"
+    assert conf["high-availability.storageDir"] == "file:///flink-state/ha"
+    assert conf["kubernetes.cluster-id"] == "stream"
     pod = m.get("Deployment", "stream-taskmanager")["spec"]["template"]["spec"]
     [state] = [v for v in pod["volumes"] if v["name"] == "flink-state"]
     assert state["persistentVolumeClaim"]["claimName"] == "shared-flink-state"
@@ -425,7 +463,7 @@ def test_flink_only_release_has_no_controller_no_role_and_its_own_names() -> Non
 
 
 def test_defaults_leave_optional_parts_off() -> None:
-    m = Manifests(render(VALUES / "default.yaml"))
+    m = Manifests(render(VALUES / "minimal.yaml"))
     for kind in ("NetworkPolicy", "Ingress", "ServiceMonitor", "PersistentVolumeClaim"):
         assert not m.of(kind), kind
     assert [p["metadata"]["name"] for p in m.of("PodDisruptionBudget")] == [TM]
@@ -448,17 +486,21 @@ def test_production_release() -> None:
         if workload["kind"] == "Deployment":
             assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "kafka-credentials"}}]
     assert not m.of("Secret")
-    # Shared state: one claim, mounted by the JobManager and every TaskManager.
-    [pvc] = m.of("PersistentVolumeClaim")
-    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
-    assert pvc["spec"]["storageClassName"] == "nfs-client"
-    assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    for name in (JM, TM):
-        vols = m.get("Deployment", name)["spec"]["template"]["spec"]["volumes"]
-        [state] = [x for x in vols if x["name"] == "flink-state"]
-        assert state["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
-    # User configuration overrides the chart's, key by key.
+    # State in the bucket through the pods' cloud identity: no key anywhere, the role on the
+    # ServiceAccount, no volume.
     conf = flink_config(m)
+    base = "s3://acme-flink-state/streaming/prod/eddyline"
+    assert conf["execution.checkpointing.dir"] == f"{base}/checkpoints"
+    assert conf["high-availability.storageDir"] == f"{base}/ha"
+    assert conf["s3.endpoint.region"] == "eu-west-1"
+    assert "s3.endpoint" not in conf
+    assert not m.of("PersistentVolumeClaim")
+    for name in (JM, TM):
+        pod = m.get("Deployment", name)["spec"]["template"]["spec"]
+        assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env(pod["containers"][0]))
+    [flink_sa] = [a for a in m.of("ServiceAccount") if a["metadata"]["name"].endswith("-flink")]
+    assert flink_sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("flink-state")
+    # User configuration overrides the chart's, key by key.
     assert conf["state.backend.type"] == "rocksdb"
     assert conf["taskmanager.memory.managed.fraction"] == 0.5
     assert conf["jobmanager.rpc.address"] == JM
@@ -535,9 +577,9 @@ def test_network_policies_let_in_only_what_is_needed() -> None:
 
 
 def test_configuration_change_rolls_the_flink_pods() -> None:
-    before = Manifests(render(VALUES / "default.yaml"))
+    before = Manifests(render(VALUES / "minimal.yaml"))
     after = Manifests(
-        render(VALUES / "default.yaml", "flink.configuration.parallelism\\.default=2")
+        render(VALUES / "minimal.yaml", "flink.configuration.parallelism\\.default=2")
     )
     assert flink_config(after)["parallelism.default"] == 2
     for name in (JM, TM):
@@ -547,7 +589,7 @@ def test_configuration_change_rolls_the_flink_pods() -> None:
 
 
 def test_helm_test_hook_checks_flink_and_the_controller() -> None:
-    m = Manifests(render(VALUES / "default.yaml"))
+    m = Manifests(render(VALUES / "minimal.yaml"))
     [job] = m.of("Job")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "test"
     script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
@@ -569,7 +611,7 @@ def test_chart_versions_follow_the_project() -> None:
 
 
 def test_crd_ships_in_the_chart_crds_folder() -> None:
-    docs = render(VALUES / "default.yaml", crds=True)
+    docs = render(VALUES / "minimal.yaml", crds=True)
     [crd] = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
     assert crd["metadata"]["name"] == "flinkjobs.eddyline.dev"
 
@@ -580,3 +622,84 @@ def test_notes_example_is_a_valid_flinkjob() -> None:
     text = "\n".join(line.removeprefix("  ") for line in block.splitlines())
     job = spec.load_yaml(text, "NOTES.txt")
     assert job.spec.job.entry == "jobs.ledger"
+
+
+# -- where job state lives -------------------------------------------------------------------------
+
+
+def test_without_a_state_location_install_is_refused_saying_what_to_set() -> None:
+    """The chart's defaults alone name no bucket or volume: refused with the values to set, never
+    a release whose state silently lives on one pod's disk."""
+    result = helm(*template_args(None), check=False)
+    assert result.returncode != 0
+    for value in (
+        "flink.state.s3.bucket",
+        "flink.state.persistence.enabled",
+        "flink.state.ephemeral",
+    ):
+        assert value in result.stderr, result.stderr
+
+
+def test_every_state_problem_is_listed_at_once() -> None:
+    result = helm(
+        *template_args(
+            None,
+            "flink.state.ephemeral=true",
+            "flink.state.persistence.enabled=true",
+            "flink.state.s3.endpoint=storage.example.com",
+        ),
+        check=False,
+    )
+    assert result.returncode != 0
+    problems = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert len(problems) == 3, result.stderr
+    assert "flink.state.persistence.enabled and flink.state.ephemeral" in problems[0]
+    assert "bucket is empty" in problems[1]
+    assert '"storage.example.com" must be a URL' in problems[2]
+
+
+def test_s3_state_with_a_secret_and_kubernetes_ha() -> None:
+    m = Manifests(render(VALUES / "small.yaml"))
+    conf = flink_config(m)
+    assert conf["execution.checkpointing.dir"] == "s3://flink/eddyline/checkpoints"
+    assert conf["execution.checkpointing.savepoint-dir"] == "s3://flink/eddyline/savepoints"
+    assert conf["s3.endpoint"] == "http://s3.storage.svc:9000"
+    assert conf["s3.path.style.access"] is True
+    assert conf["s3.endpoint.region"] == "us-east-1"
+    assert conf["high-availability.type"] == "kubernetes"
+    assert conf["high-availability.storageDir"] == "s3://flink/eddyline/ha"
+    assert conf["kubernetes.cluster-id"] == RELEASE
+    assert conf["kubernetes.namespace"] == NAMESPACE
+    # The key only as Secret references, into the Flink pods, never into a ConfigMap.
+    for cm in m.of("ConfigMap"):
+        assert "secretkey" not in json.dumps(cm).lower()
+        assert "aws_" not in json.dumps(cm).lower()
+    for name in (JM, TM):
+        c = m.get("Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        refs = {
+            e["name"]: e["valueFrom"]["secretKeyRef"]
+            for e in c["env"]
+            if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+        }
+        assert refs == {
+            "AWS_ACCESS_KEY_ID": {"name": "s3-keys", "key": "accesskey"},
+            "AWS_SECRET_ACCESS_KEY": {"name": "s3-keys", "key": "secretkey"},
+        }
+    ctl = m.get("Deployment", CTL)["spec"]["template"]["spec"]["containers"][0]
+    assert not [e for e in ctl.get("env", []) if e["name"].startswith("AWS_")]
+    # The JobManager advertises its own pod IP: the TaskManagers find the leader in ConfigMaps.
+    args = container(m.get("Deployment", JM)["spec"]["template"]["spec"], "jobmanager")["args"]
+    assert "jobmanager.rpc.address=$(POD_IP)" in args
+    assert not m.of("PersistentVolumeClaim")
+
+
+def test_ephemeral_state_is_a_choice_without_ha() -> None:
+    m = Manifests(render(VALUES / "ephemeral.yaml"))
+    conf = flink_config(m)
+    assert conf["execution.checkpointing.dir"] == "file:///opt/flink/state/checkpoints"
+    assert "high-availability.type" not in conf
+    assert not [r for r in m.of("Role") if r["metadata"]["name"].endswith("-flink")]
+    for name in (JM, TM):
+        vols = m.get("Deployment", name)["spec"]["template"]["spec"]["volumes"]
+        [state] = [x for x in vols if x["name"] == "flink-state"]
+        assert state == {"name": "flink-state", "emptyDir": {}}

@@ -59,6 +59,13 @@ def installed(kube: Kube) -> Iterator[Installed]:
             string_data={"KAFKA_SASL_USERNAME": "eddyline", "KAFKA_SASL_PASSWORD": "secret"},
         ),
     )
+    core.create_namespaced_secret(
+        ns,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="flink-state-s3"),
+            string_data={"AWS_ACCESS_KEY_ID": "eddyline", "AWS_SECRET_ACCESS_KEY": "secret"},
+        ),
+    )
     started = time.monotonic()
     result = kube.helm_run(
         "install",
@@ -151,7 +158,27 @@ def test_install_notes_tell_how_to_open_the_dashboard_and_submit(installed: Inst
     assert "http://flink.test.example/" in notes
     assert "kind: FlinkJob" in notes
     assert f"kubectl -n {installed.namespace} get flinkjobs" in notes
-    assert "WARNING: flink.state.persistence is off" in notes
+    assert "State: checkpoints, savepoints and HA metadata in s3://flink-state/eddyline/" in notes
+    assert "JobManager high availability is on" in notes
+    assert "WARNING" not in notes
+
+
+def test_notes_of_an_ephemeral_release_say_what_it_loses(kube: Kube) -> None:
+    out = kube.helm_run(
+        "install", RELEASE, str(CHART), "--dry-run=client", "--set", "flink.state.ephemeral=true"
+    ).stdout
+    notes = " ".join(out.split("NOTES:", 1)[1].split())
+    assert "WARNING: flink.state.ephemeral is on" in notes
+    assert "lost when any pod restarts" in notes
+    assert "a JobManager restart loses every running job" in notes
+    assert "high availability is on" not in notes
+
+
+def test_install_without_a_state_location_fails_saying_what_to_set(kube: Kube) -> None:
+    result = kube.helm_run("install", RELEASE, str(CHART), "--dry-run=client", check=False)
+    assert result.returncode != 0
+    for value in ("flink.state.s3.bucket", "flink.state.persistence", "flink.state.ephemeral"):
+        assert value in result.stderr, result.stderr
 
 
 def test_helm_test_passes(kube: Kube, installed: Installed) -> None:
@@ -493,13 +520,25 @@ def test_controller_has_no_cluster_wide_or_cross_namespace_rights(
         ("list", "", "pods"),
         ("get", "", "secrets"),
         ("create", "", "events"),
+        ("deletecollection", "", "configmaps"),
+        ("create", "coordination.k8s.io", "leases"),
     ],
 )
-def test_flink_pods_identity_may_do_nothing(
+def test_flink_pods_identity_may_do_nothing_but_ha_configmaps(
     kube: Kube, installed: Installed, verb: str, group: str, resource: str
 ) -> None:
     ns = installed.namespace
     assert not can(kube, ns, FLINK_SA, verb, group, resource, ns)
+
+
+@pytest.mark.parametrize("verb", ["get", "list", "watch", "create", "update", "patch", "delete"])
+def test_flink_pods_identity_keeps_ha_configmaps_of_its_namespace_only(
+    kube: Kube, installed: Installed, verb: str
+) -> None:
+    """Kubernetes HA (on in install.yaml): leader election and job metadata in ConfigMaps."""
+    ns = installed.namespace
+    assert can(kube, ns, FLINK_SA, verb, "", "configmaps", ns)
+    assert not can(kube, ns, FLINK_SA, verb, "", "configmaps", "kube-system")
 
 
 def test_eddyline_dashboard_forwards_a_local_port_to_the_jobmanager_service(

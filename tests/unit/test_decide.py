@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deploy.controller.decide import (
+    HA_RECOVERY_MS,
     MAX_EVENTS,
     MAX_RETRY_MS,
     SAVEPOINT_TIMEOUT_MS,
@@ -971,6 +972,38 @@ def test_a_job_gone_from_flink_is_treated_as_a_failure() -> None:
     submit = the(plan, Submit)
     assert submit.savepoint_path == CP
     assert plan.status.restarts == 1
+
+
+def test_with_ha_a_job_gone_from_flink_is_awaited_not_started_twice() -> None:
+    """A JobManager restart with HA: the new leader recovers the job under the same id. The
+    controller waits for it (starting it again would run it twice) and takes it back."""
+    job = deployed(flinkjob(), last_checkpoint_path=CP, last_checkpoint_time=T0 - 10)
+    job, plan = step(job, obs(now=T0, job=None, high_availability=True))
+    assert plan.actions == []
+    assert plan.status.missing_since == T0
+    assert reasons(plan.status)[-1] == "AwaitingRecovery"
+    job, plan = step(job, obs(now=T0 + HA_RECOVERY_MS - 1, job=None, high_availability=True))
+    assert plan.actions == []
+    assert plan.status.restarts == 0
+    job, plan = step(job, obs(now=T0 + HA_RECOVERY_MS, job=running(), high_availability=True))
+    assert plan.actions == []
+    assert plan.status.missing_since is None
+    assert plan.status.job_id == "j1"
+    assert reasons(plan.status)[-1] == "Recovered"
+    assert plan.status.restarts == 0
+
+
+def test_with_ha_a_job_not_recovered_in_time_is_restarted_from_its_state() -> None:
+    job = deployed(
+        flinkjob(restartPolicy={"backoff": "4s"}), last_checkpoint_path=CP, last_checkpoint_time=T0
+    )
+    job, _ = step(job, obs(now=T0, job=None, high_availability=True))
+    job, plan = step(job, obs(now=T0 + HA_RECOVERY_MS, job=None, high_availability=True))
+    assert plan.actions == []
+    assert "not recovered by its high availability within 180 s" in str(plan.status.error)
+    _, plan = step(job, obs(now=T0 + HA_RECOVERY_MS + 4000, job=None, high_availability=True))
+    assert the(plan, Submit).savepoint_path == CP
+    assert plan.status.missing_since is None
 
 
 def test_a_job_that_ended_outside_the_controller_is_failed_until_asked_again() -> None:

@@ -103,9 +103,11 @@ def test_everything_copied_from_the_context_exists_and_is_not_ignored() -> None:
     for sources, _ in copies:
         for source in sources:
             if source.startswith(DEPS):
-                # Made by scripts/build-image.sh before every build (wheels and jars).
+                # Made by scripts/build-image.sh before every build (wheels, jars, plugins).
                 assert not dockerignore_excludes(source.rstrip("/")), source
-                assert source.removeprefix(DEPS).rstrip("/") in ("", "wheels", "jars"), source
+                assert source.removeprefix(DEPS).rstrip("/") in ("", "wheels", "jars", "plugins"), (
+                    source
+                )
                 continue
             path = ROOT / source
             assert path.exists(), f"COPY {source}: no such file in the project"
@@ -181,6 +183,7 @@ def test_flink_is_the_pinned_wheel_with_what_the_image_uses() -> None:
 
 def test_kafka_connector_comes_from_the_project_pom() -> None:
     [maven] = [a for a in args_of("RUN") if "mvn " in a]
+    maven = maven.split(" && if ls /deps/plugins")[0]
     # The jars resolved on the host come first; Maven only runs without them.
     assert maven.index("cp /deps/jars/*.jar /jars/") < maven.index("mvn ")
     profile = re.search(r"-P (\w+)", maven)
@@ -193,6 +196,28 @@ def test_kafka_connector_comes_from_the_project_pom() -> None:
         a.startswith("--from=jars /jars/ /opt/venv/lib/") and a.endswith("/pyflink/lib/")
         for a in args_of("COPY")
     )
+
+
+def test_s3_plugin_comes_from_the_project_pom_into_its_own_plugin_folder() -> None:
+    """Flink loads filesystems from plugins/<name>/ with a class loader of their own; a jar in
+    lib/ would clash with Flink's classes. Host-resolved first, Maven only without it."""
+    [run] = [a for a in args_of("RUN") if "mvn " in a]
+    plugin = run.split(" && if ls /deps/plugins")[1]
+    assert plugin.index(
+        "cp /deps/plugins/s3-fs-hadoop/*.jar /plugins/s3-fs-hadoop/"
+    ) < plugin.index("mvn ")
+    assert "-P s3 " in plugin
+    assert "-DoutputDirectory=/plugins/s3-fs-hadoop" in plugin
+    pom = (ROOT / "deploy" / "jvm" / "pom.xml").read_text()
+    assert "<id>s3</id>" in pom
+    assert "<artifactId>flink-s3-fs-hadoop</artifactId>" in pom
+    assert (
+        "--from=jars /plugins/ /opt/venv/lib/python3.11/site-packages/pyflink/plugins/"
+        in args_of("COPY")
+    )
+    assert '"$FLINK_DIST"/plugins/s3-fs-hadoop/flink-s3-fs-hadoop-*.jar' in run_text()
+    build = (ROOT / "scripts" / "build-image.sh").read_text()
+    assert 'cp .cache/jvm/s3/*.jar "$deps/plugins/s3-fs-hadoop/"' in build
 
 
 def rendered_chart_text() -> str:

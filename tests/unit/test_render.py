@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from deploy import paths, versions
 from deploy.settings import StackSettings
 from deploy.stack import render, reporter
 
@@ -145,6 +146,11 @@ def test_the_bound_reporter_is_a_flink_plugin_beside_flinks_own(tmp_path: Path) 
     prom = sorted(p.name for p in (plugins / "metrics-prometheus").iterdir())
     assert prom == sorted([jar.name, flinks])
     assert (plugins / "metrics-jmx").is_symlink()
+    # Flink's S3 filesystem from `make jars`, as a plugin of its own (state in a bucket).
+    s3 = plugins / "s3-fs-hadoop"
+    assert s3.is_symlink()
+    assert s3.resolve() == (paths.jvm_cache() / "s3").resolve()
+    assert [j.name for j in s3.iterdir()] == [f"flink-s3-fs-hadoop-{versions.flink_s3()}.jar"]
     # Opened: Flink's reporter alone.
     opened = _settings(tmp_path).model_copy(update={"bind_host": "0.0.0.0"})
     reporter.link_plugins(opened, plugins)

@@ -103,9 +103,59 @@ The controller's ServiceAccount name.
 {{- end }}
 
 {{/*
-The Flink pods' ServiceAccount: no token mounted, no role bound.
+The Flink pods' ServiceAccount. Without high availability it has no role and its token is not
+mounted; with it, a Role on ConfigMaps only (rbac.yaml).
 */}}
 {{- define "eddyline.flinkServiceAccount" -}}{{ include "eddyline.fullname" . }}-flink{{- end }}
+
+{{/*
+Where Flink's state lives, checked: every problem with flink.state is listed at once, and a
+release without a bucket or a shared volume is refused unless ephemeral state is asked for.
+Returns "s3", "volume" or "ephemeral".
+*/}}
+{{- define "eddyline.stateKind" -}}
+{{- $st := .Values.flink.state }}
+{{- $chosen := list }}
+{{- if $st.s3.bucket }}{{ $chosen = append $chosen "flink.state.s3.bucket" }}{{ end }}
+{{- if $st.persistence.enabled }}{{ $chosen = append $chosen "flink.state.persistence.enabled" }}{{ end }}
+{{- if $st.ephemeral }}{{ $chosen = append $chosen "flink.state.ephemeral" }}{{ end }}
+{{- $problems := list }}
+{{- if not $chosen }}
+{{- $problems = append $problems "no place for checkpoints, savepoints and HA metadata: set flink.state.s3.bucket (with flink.state.s3.credentialsSecret, and flink.state.s3.endpoint for a store other than AWS S3), or flink.state.persistence.enabled=true (a ReadWriteMany volume), or flink.state.ephemeral=true to accept losing all job state whenever a pod restarts" }}
+{{- else if gt (len $chosen) 1 }}
+{{- $problems = append $problems (printf "choose one place for job state, not %s" (join " and " $chosen)) }}
+{{- end }}
+{{- if and (not $st.s3.bucket) (or $st.s3.endpoint $st.s3.credentialsSecret) }}
+{{- $problems = append $problems "flink.state.s3.endpoint or credentialsSecret is set but flink.state.s3.bucket is empty" }}
+{{- end }}
+{{- if and $st.s3.endpoint (not (regexMatch "^https?://[^/]+/?$" $st.s3.endpoint)) }}
+{{- $problems = append $problems (printf "flink.state.s3.endpoint %q must be a URL like https://host[:port]" $st.s3.endpoint) }}
+{{- end }}
+{{- if $problems }}
+{{- fail (printf "where Flink keeps job state (flink.state):\n  - %s" (join "\n  - " $problems)) }}
+{{- end }}
+{{- if $st.s3.bucket }}s3{{ else if $st.persistence.enabled }}volume{{ else }}ephemeral{{ end }}
+{{- end }}
+
+{{/*
+The state location's URI: s3://bucket/prefix/release or file:///mount/path.
+*/}}
+{{- define "eddyline.stateUri" -}}
+{{- $s3 := .Values.flink.state.s3 }}
+{{- if eq (include "eddyline.stateKind" .) "s3" }}
+{{- $parts := compact (list $s3.bucket (trimAll "/" $s3.prefix) (include "eddyline.fullname" .)) }}
+{{- printf "s3://%s" (join "/" $parts) }}
+{{- else }}
+{{- printf "file://%s" (trimSuffix "/" .Values.flink.state.mountPath) }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when the JobManager runs with Kubernetes HA (asked for, and state is shared).
+*/}}
+{{- define "eddyline.ha" -}}
+{{- if and .Values.jobmanager.highAvailability.enabled (ne (include "eddyline.stateKind" .) "ephemeral") }}true{{ end }}
+{{- end }}
 
 {{/*
 A Kubernetes quantity in Mi or Gi, as a number of mebibytes.
@@ -192,6 +242,20 @@ Environment every Flink container shares: where Flink finds its configuration an
   valueFrom:
     fieldRef:
       fieldPath: status.podIP
+{{- $s3 := .Values.flink.state.s3 }}
+{{- if and (eq (include "eddyline.stateKind" .) "s3") $s3.credentialsSecret }}
+# The S3 filesystem reads its access key from these (the AWS SDK's environment provider).
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ $s3.credentialsSecret }}
+      key: {{ $s3.accessKeyIdKey }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $s3.credentialsSecret }}
+      key: {{ $s3.secretAccessKeyKey }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -226,7 +290,7 @@ The root filesystem is read-only; these are the only places Flink and Python wri
   emptyDir:
     sizeLimit: 1Gi
 - name: flink-state
-{{- if .Values.flink.state.persistence.enabled }}
+{{- if eq (include "eddyline.stateKind" .) "volume" }}
   persistentVolumeClaim:
     claimName: {{ include "eddyline.stateClaim" . }}
 {{- else }}
