@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes test binaries the tests/k8s fixture runs, once, into a cache:
+# Builds the test binaries the tests/k8s and object-store fixtures run, once, into a cache:
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
 #   kubelet, kube-proxy (the real node of `make cluster-up`)                  (scripts/kube-build:
 #       a wrapper module pinning k8s.io/kubernetes + go.etcd.io/etcd/server/v3, go.sum committed)
 #   kwok, helm                                                               (go install pkg@version)
+#   versitygw (S3-compatible server, POSIX backend: deploy/objectstore.py)   (go install pkg@version)
 #   coredns (cluster DNS, no forwarding), pause (the pod sandbox)             (scripts/cluster-build)
 # into ${EDDYLINE_KUBE_BIN:-~/.cache/eddyline/bin}. A binary already in $KUBEBUILDER_ASSETS or on PATH
 # is linked there instead of built (EDDYLINE_KUBE_FROM_PATH=0 builds everything).
@@ -21,11 +22,12 @@ from_path=${EDDYLINE_KUBE_FROM_PATH:-1}
 KWOK_VERSION=v0.8.0
 HELM_VERSION=v3.22.0
 HELM_K8S_MINOR=37 # helm v3.22.0 is built on k8s.io/client-go v0.37 (its Makefile's ldflags)
+VERSITYGW_VERSION=v1.8.0
 K8S_VERSION=$(awk '$1 == "k8s.io/kubernetes" && NF >= 2 {print $2}' "$mod/go.mod")
 ETCD_VERSION=$(awk '$1 == "go.etcd.io/etcd/server/v3" && NF >= 2 {print $2}' "$mod/go.mod")
 k8s_minor=$(echo "$K8S_VERSION" | cut -d. -f2)
 
-tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok helm coredns pause)
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok helm versitygw coredns pause)
 declare -A pkg=(
   [kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
   [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
@@ -42,6 +44,7 @@ want_stamp() {
     etcd) echo "go.etcd.io/etcd/server/v3@$ETCD_VERSION $(modhash)" ;;
     kwok) echo "sigs.k8s.io/kwok@$KWOK_VERSION" ;;
     helm) echo "helm.sh/helm/v3@$HELM_VERSION" ;;
+    versitygw) echo "github.com/versity/versitygw@$VERSITYGW_VERSION" ;;
     coredns | pause) echo "cluster-build $(node_modhash)" ;;
     *) echo "k8s.io/kubernetes@$K8S_VERSION $(modhash)" ;;
   esac
@@ -155,6 +158,13 @@ for t in "${todo[@]}"; do
         "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
       install_built helm
       ;;
+    versitygw)
+      echo "==> building versitygw $VERSITYGW_VERSION (S3 server for the tests; first time ~2 min)"
+      vl="-s -w -X main.Version=$VERSITYGW_VERSION -X main.Build=release -X main.BuildTime=none"
+      run_timed versitygw env GOBIN="$tmp" go install -trimpath -ldflags "$vl" \
+        "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+      install_built versitygw
+      ;;
     coredns | pause)
       echo "==> building $t from scripts/cluster-build (first time: coredns ~2 min)"
       run_timed "$t" env -C "$node_mod" go build -mod=readonly -trimpath -ldflags "-s -w" \
@@ -163,4 +173,4 @@ for t in "${todo[@]}"; do
       ;;
   esac
 done
-echo "==> Kubernetes test binaries ready in $BIN"
+echo "==> test binaries ready in $BIN"
