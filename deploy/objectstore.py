@@ -143,6 +143,7 @@ class ObjectStoreServer:
         self.timeout = timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self._store: ObjectStore | None = None
+        self._last: ObjectStore | None = None
 
     @property
     def store(self) -> ObjectStore:
@@ -170,14 +171,15 @@ class ObjectStoreServer:
     def start(self) -> ObjectStore:
         if self.running():
             return self.store
-        port = self.port if self.port is not None else free_port(self.host)
-        argv = self.argv(port)
-        store = ObjectStore(
-            endpoint=f"http://{_url_host(self.host)}:{port}",
+        # Started again after stop(): the same port and keys, so that clients configured for
+        # the first start (pods with the key in a Secret) find it again as it was.
+        store = self._last or ObjectStore(
+            endpoint=f"http://{_url_host(self.host)}:{self.port or free_port(self.host)}",
             access_key=secrets.token_hex(10),
             secret_key=secrets.token_urlsafe(30),
             region=self.region,
         )
+        argv = self.argv(int(store.endpoint.rsplit(":", 1)[1]))
         self.root.mkdir(parents=True, exist_ok=True)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         env = {
@@ -201,7 +203,7 @@ class ObjectStoreServer:
         except BaseException:
             self.stop()
             raise
-        self._store = store
+        self._store = self._last = store
         return store
 
     def _wait_ready(self, store: ObjectStore) -> None:

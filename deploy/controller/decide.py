@@ -479,21 +479,7 @@ class _Decision:
         restart_requested = spec.restart_nonce != st.last_restart_nonce
         st.running_since = None
         if st.job_id is not None and st.lifecycle != Lifecycle.FAILED:
-            if job is None and self.obs.high_availability and self.recovering():
-                return self.plan()
-            if job is None and st.missing_since is not None:
-                return self.failed(
-                    f"job {st.job_id} is gone from Flink and was not recovered by its high "
-                    f"availability within {HA_RECOVERY_MS // 1000} s"
-                )
-            if job is None:
-                return self.failed(f"job {st.job_id} is gone from Flink (JobManager restarted?)")
-            if job.state == "FAILED":
-                return self.failed(job.root_exception or "the job failed")
-            st.lifecycle = Lifecycle.FAILED
-            st.error = f"job {job.job_id} ended {job.state} outside the controller"
-            self.note("EndedOutside", st.error + "; change restartNonce to start it again", True)
-            return self.plan()
+            return self.ended(job)
         if spec.job.state == JobState.suspended:
             if st.lifecycle != Lifecycle.SUSPENDED:
                 self.note("Suspended", "the spec asks for a suspended job")
@@ -523,6 +509,25 @@ class _Decision:
         self.submit("submit", restore)
         return self.plan()
 
+    def ended(self, job: JobObservation | None) -> Plan:
+        """The job the controller runs is over, or Flink no longer knows it."""
+        st = self.st
+        if job is None and self.obs.high_availability and self.recovering():
+            return self.plan()
+        if job is None and st.missing_since is not None:
+            return self.failed(
+                f"job {st.job_id} is gone from Flink and was not recovered by its high "
+                f"availability within {HA_RECOVERY_MS // 1000} s"
+            )
+        if job is None:
+            return self.failed(f"job {st.job_id} is gone from Flink (JobManager restarted?)")
+        if job.state == "FAILED":
+            return self.failed(job.root_exception or "the job failed")
+        st.lifecycle = Lifecycle.FAILED
+        st.error = f"job {job.job_id} ended {job.state} outside the controller"
+        self.note("EndedOutside", st.error + "; change restartNonce to start it again", True)
+        return self.plan()
+
     def recovering(self) -> bool:
         """Flink (with HA) no longer knows the job: a new JobManager is taking over and will
         recover it under the same id. Starting it again meanwhile would run it twice, so wait,
@@ -537,9 +542,7 @@ class _Decision:
                 f"recovers it under the same id (waiting up to {HA_RECOVERY_MS // 1000} s)",
             )
             return True
-        if self.now - st.missing_since < HA_RECOVERY_MS:
-            return True
-        return False
+        return self.now - st.missing_since < HA_RECOVERY_MS
 
     def failed(self, cause: str) -> Plan:
         st, policy = self.st, self.spec.restart_policy

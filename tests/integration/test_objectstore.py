@@ -168,6 +168,23 @@ def test_each_server_has_its_own_credentials(server: ObjectStoreServer, tmp_path
         assert other.client().list_buckets()["Buckets"] == []
 
 
+def test_a_server_started_again_has_its_port_keys_and_objects(tmp_path: Path) -> None:
+    """Stopped for a while (an outage) and started again: clients configured for it go on."""
+    server = ObjectStoreServer(tmp_path / "data", log=tmp_path / "s3.log")
+    first = server.start()
+    try:
+        first.create_bucket("state")
+        first.client().put_object(Bucket="state", Key="chk-1/_metadata", Body=b"x")
+        server.stop()
+        with pytest.raises(EndpointConnectionError):
+            first.client(timeout=2.0, attempts=1).list_buckets()
+        again = server.start()
+        assert again == first
+        assert first.keys("state") == ["chk-1/_metadata"]
+    finally:
+        server.stop()
+
+
 def test_a_taken_port_fails_the_start_naming_the_log(tmp_path: Path) -> None:
     port = free_port("127.0.0.1")
     log = tmp_path / "vgw.log"

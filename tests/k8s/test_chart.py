@@ -666,6 +666,7 @@ def test_s3_state_with_a_secret_and_kubernetes_ha() -> None:
     assert conf["s3.endpoint"] == "http://s3.storage.svc:9000"
     assert conf["s3.path.style.access"] is True
     assert conf["s3.endpoint.region"] == "us-east-1"
+    assert conf["s3.directory.marker.retention"] == "keep"
     assert conf["high-availability.type"] == "kubernetes"
     assert conf["high-availability.storageDir"] == "s3://flink/eddyline/ha"
     assert conf["kubernetes.cluster-id"] == RELEASE
