@@ -619,6 +619,30 @@ class _Decision:
             st.lifecycle = Lifecycle.DEPLOYING  # starting, or Flink restarting it
         if st.error and not st.outages and not self.waiting():
             st.error = None
+        self.track_checkpoints(job)
+
+    def track_checkpoints(self, job: JobObservation) -> None:
+        """A condition (and one Event per change) when the newest checkpoint failed: where Flink
+        writes and why it could not (a wrong endpoint, a missing bucket, refused credentials),
+        while the job still runs from its last good checkpoint."""
+        st = self.st
+        was = next((c for c in st.conditions if c.type == "CheckpointsSucceeding"), None)
+        if job.checkpoint_failure:
+            where = self.obs.checkpoint_dir or "the checkpoint folder"
+            failure = job.checkpoint_failure
+            message = f"checkpoint {job.checkpoint_failure_id} to {where} failed: {failure}"
+            # One Event per new reason, not one per failed attempt (one every interval).
+            if (
+                was is None
+                or was.status != "False"
+                or not was.message.endswith(job.checkpoint_failure)
+            ):
+                self.note("CheckpointFailed", message, warning=True)
+            set_condition(st, self.now, "CheckpointsSucceeding", False, "CheckpointFailed", message)
+        elif was is not None and was.status == "False" and job.latest_checkpoint:
+            message = f"checkpoint to {job.latest_checkpoint} completed"
+            self.note("CheckpointsRecovered", message)
+            set_condition(st, self.now, "CheckpointsSucceeding", True, "Completed", message)
 
     def autoscale(self, job: JobObservation) -> Plan | None:
         """Evaluate the autoscaler on the recent metrics; a rescale is a savepoint upgrade to

@@ -110,25 +110,31 @@ class FlinkRuntime:
         # The autoscaler's metrics window per FlinkJob: (Flink job id, samples oldest first).
         self._samples: dict[str, tuple[str, list[Sample]]] = {}
         self._partitions: dict[str, tuple[int, int | None]] = {}
-        self._adaptive: bool | None = None
-        self._high_availability: bool | None = None
+        self._cluster: dict[str, str] | None = None
+
+    def cluster_config(self) -> dict[str, str]:
+        """The JobManager's configuration, asked once: it is fixed for the pod's lifetime, and a
+        JobManager with another configuration (a helm upgrade) rolls the controller too."""
+        if self._cluster is None:
+            self._cluster = self.client.cluster_config()
+        return self._cluster
 
     def adaptive(self) -> bool:
-        """Whether the cluster runs the adaptive scheduler (asked once; a JobManager's scheduler
-        is fixed by its configuration)."""
-        if self._adaptive is None:
-            conf = self.client.cluster_config()
-            self._adaptive = conf.get("jobmanager.scheduler", "").lower() == "adaptive"
-        return self._adaptive
+        """Whether the cluster runs the adaptive scheduler: rescale in place."""
+        return self.cluster_config().get("jobmanager.scheduler", "").lower() == "adaptive"
 
     def high_availability(self) -> bool:
-        """Whether the JobManager runs with high availability (asked once, like the scheduler):
-        then a JobManager restart does not lose its jobs, and the controller waits for them."""
-        if self._high_availability is None:
-            conf = self.client.cluster_config()
-            kind = conf.get("high-availability.type", conf.get("high-availability", "none"))
-            self._high_availability = kind.strip().lower() not in ("", "none")
-        return self._high_availability
+        """Whether the JobManager runs with high availability: then a JobManager restart does
+        not lose its jobs, and the controller waits for them."""
+        conf = self.cluster_config()
+        kind = conf.get("high-availability.type", conf.get("high-availability", "none"))
+        return kind.strip().lower() not in ("", "none")
+
+    def checkpoint_dir(self, spec: FlinkJobSpec) -> str | None:
+        """Where the job's checkpoints go: its own flinkConfiguration, else the cluster's."""
+        key = "execution.checkpointing.dir"
+        own = spec.flink_configuration.get(key)
+        return str(own) if own else self.cluster_config().get(key) or None
 
     # -- observe ----------------------------------------------------------------------------
 
@@ -144,6 +150,7 @@ class FlinkRuntime:
                     observed = self._job(op.job_id)
             adaptive = self.adaptive()
             high_availability = self.high_availability()
+            checkpoint_dir = self.checkpoint_dir(job.spec)
             if op and op.kind == "rescale" and observed is not None and observed.alive:
                 observed = replace(observed, requested_parallelism=self._requested(observed))
         except FlinkError as e:
@@ -177,6 +184,7 @@ class FlinkRuntime:
             slots_for_job=slots,
             adaptive=adaptive,
             high_availability=high_availability,
+            checkpoint_dir=checkpoint_dir,
             retained_checkpoint=retained,
         )
 
@@ -274,6 +282,11 @@ class FlinkRuntime:
         if completed.get("external_path"):
             cp_path = str(completed["external_path"])
             cp_time = int(completed.get("latest_ack_timestamp") or 0)
+        failed = latest.get("failed") or {}
+        failure = failure_id = None
+        if failed.get("id") is not None and int(failed["id"]) > int(completed.get("id") or -1):
+            failure_id = int(failed["id"])
+            failure = _first_line(str(failed.get("failure_message") or "no reason given"))
         savepoint = latest.get("savepoint") or {}
         if savepoint.get("external_path"):
             sp_path = str(savepoint["external_path"])
@@ -289,6 +302,8 @@ class FlinkRuntime:
             latest_checkpoint_time=cp_time,
             latest_savepoint=sp_path,
             latest_savepoint_time=sp_time,
+            checkpoint_failure=failure,
+            checkpoint_failure_id=failure_id,
         )
 
     def _trigger(self, job_id: str, trigger_id: str) -> TriggerObservation:

@@ -26,6 +26,9 @@ class JobObservation:
     latest_savepoint_time: int | None = None
     # The adaptive scheduler's upper bound per vertex (largest), read while a rescale is in flight.
     requested_parallelism: int | None = None
+    # The newest checkpoint failed (no later one completed): Flink's reason, and where it writes.
+    checkpoint_failure: str | None = None
+    checkpoint_failure_id: int | None = None
 
     @property
     def terminal(self) -> bool:
@@ -61,6 +64,7 @@ class Observation:
     # The JobManager runs with high availability: a job it lost with a JobManager restart comes
     # back by itself, under the same id, once the new leader has recovered it.
     high_availability: bool = False
+    checkpoint_dir: str | None = None  # where the job's checkpoints go (named in failures)
     # status.jobId's job is gone from Flink (a JobManager restart): the newest checkpoint it
     # left on disk, (path, epoch ms), which may be newer than the last one the controller saw.
     retained_checkpoint: tuple[str, int] | None = None

@@ -576,13 +576,14 @@ def test_network_policies_let_in_only_what_is_needed() -> None:
     assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == "test"
 
 
-def test_configuration_change_rolls_the_flink_pods() -> None:
+def test_configuration_change_rolls_the_flink_pods_and_the_controller() -> None:
+    """The controller reads the JobManager's configuration once: it restarts with it."""
     before = Manifests(render(VALUES / "minimal.yaml"))
     after = Manifests(
         render(VALUES / "minimal.yaml", "flink.configuration.parallelism\\.default=2")
     )
     assert flink_config(after)["parallelism.default"] == 2
-    for name in (JM, TM):
+    for name in (JM, TM, CTL):
         a = before.get("Deployment", name)["spec"]["template"]["metadata"]["annotations"]
         b = after.get("Deployment", name)["spec"]["template"]["metadata"]["annotations"]
         assert a["checksum/flink-config"] != b["checksum/flink-config"]

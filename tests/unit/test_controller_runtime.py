@@ -470,6 +470,47 @@ def test_observe_maps_a_running_job_and_its_latest_checkpoint(api: Api, rt: Flin
     assert ("GET", "/jobs/j1/exceptions") not in api.sent()
 
 
+def test_observe_a_failing_checkpoint_with_where_it_writes_and_the_cluster_mode(
+    api: Api, rt: FlinkRuntime
+) -> None:
+    """The newest checkpoint failed after the last completed one: its id and Flink's reason
+    (first line); the checkpoint folder and HA from the JobManager's configuration, asked once."""
+    api.on("GET", "/jobmanager/config", 200, [
+        {"key": "execution.checkpointing.dir", "value": "s3://state/eddyline/checkpoints"},
+        {"key": "high-availability.type", "value": "kubernetes"},
+    ])  # fmt: skip
+    failed = {
+        "id": 12,
+        "failure_message": "java.nio.file.AccessDeniedException: s3://state/x: 403 Forbidden"
+        "\n\tat org.apache.hadoop.fs.s3a.S3AUtils.translateException",
+    }
+    api.on("GET", "/jobs/j1", 200, JOB)
+    api.on(
+        "GET", "/jobs/j1/checkpoints", 200, {"latest": {**CHECKPOINTS["latest"], "failed": failed}}
+    )
+    observation = rt.observe(job_with(JobStatus(job_id="j1")), 99)
+    assert observation.high_availability is True
+    assert observation.checkpoint_dir == "s3://state/eddyline/checkpoints"
+    assert observation.job is not None
+    assert observation.job.checkpoint_failure_id == 12
+    assert observation.job.checkpoint_failure == (
+        "java.nio.file.AccessDeniedException: s3://state/x: 403 Forbidden"
+    )
+    # A job's own folder wins; an older failure than the last completed one is no failure.
+    stale = {
+        "latest": {"completed": {"id": 13, "external_path": "s3://b/chk-13"}, "failed": failed}
+    }
+    api.on("GET", "/jobs/j1/checkpoints", 200, stale)
+    own = job_with(
+        JobStatus(job_id="j1"), flinkConfiguration={"execution.checkpointing.dir": "s3://own/cp"}
+    )
+    again = rt.observe(own, 100)
+    assert again.checkpoint_dir == "s3://own/cp"
+    assert again.job is not None
+    assert again.job.checkpoint_failure is None
+    assert api.sent().count(("GET", "/jobmanager/config")) == 1
+
+
 def test_observe_a_job_not_all_running_and_one_without_vertices(api: Api, rt: FlinkRuntime) -> None:
     vertices = [{"status": "RUNNING", "parallelism": 1}, {"status": "DEPLOYING", "parallelism": 1}]
     mixed = {**JOB, "vertices": vertices}

@@ -1006,6 +1006,33 @@ def test_with_ha_a_job_not_recovered_in_time_is_restarted_from_its_state() -> No
     assert plan.status.missing_since is None
 
 
+def test_failing_checkpoints_are_a_condition_and_one_event_per_reason() -> None:
+    """A wrong endpoint, a missing bucket or refused credentials: the job runs on from its last
+    checkpoint, and the FlinkJob says where Flink writes and why it cannot."""
+    job = deployed(flinkjob())
+    where = "s3://state/eddyline/checkpoints"
+    denied = "AccessDeniedException: 403 Forbidden"
+    for n in (7, 8):
+        failing = running(checkpoint_failure=denied, checkpoint_failure_id=n)
+        job, plan = step(job, obs(now=T0 + n, job=failing, checkpoint_dir=where))
+        assert plan.actions == []
+    message = f"checkpoint 8 to {where} failed: {denied}"
+    assert condition(plan.status, "CheckpointsSucceeding") == "False"
+    assert [c.message for c in plan.status.conditions if c.type == "CheckpointsSucceeding"] == [
+        message
+    ]
+    assert reasons(plan.status).count("CheckpointFailed") == 1
+    assert plan.status.events[-1].type == "Warning"
+    # Another reason is another Event; a completed checkpoint clears the condition.
+    job, plan = step(job, obs(now=T0 + 9, job=running(checkpoint_failure="NoSuchBucket",
+                                                       checkpoint_failure_id=9)))  # fmt: skip
+    assert reasons(plan.status).count("CheckpointFailed") == 2
+    assert "to the checkpoint folder failed: NoSuchBucket" in plan.status.events[-1].message
+    _, plan = step(job, obs(now=T0 + 10, job=running(latest_checkpoint=CP)))
+    assert condition(plan.status, "CheckpointsSucceeding") == "True"
+    assert reasons(plan.status)[-1] == "CheckpointsRecovered"
+
+
 def test_a_job_that_ended_outside_the_controller_is_failed_until_asked_again() -> None:
     job = deployed(flinkjob())
     job, plan = step(job, obs(now=T0, job=ended(state="CANCELED")))
