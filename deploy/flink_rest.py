@@ -142,7 +142,13 @@ class FlinkClient:
         if history:
             latest = history[0]
             return str(latest.get("stacktrace") or latest.get("exceptionName") or "")
-        return str(answer.get("root-exception") or "")
+        if answer.get("root-exception"):
+            return str(answer["root-exception"])
+        # A job that failed while its JobMaster was being set up (its checkpoint storage could
+        # not be created, say) has no exception history: its failure is in the job's result.
+        result: dict[str, Any] = self._call("GET", f"/jobs/{job_id}/execution-result")
+        cause = (result.get("job-execution-result") or {}).get("failure-cause") or {}
+        return str(cause.get("stack-trace") or cause.get("class") or "")
 
     def vertex_watermarks(self, job_id: str, vertex_id: str) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/jobs/{job_id}/vertices/{vertex_id}/watermarks"))

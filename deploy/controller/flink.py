@@ -434,7 +434,16 @@ def root_cause(trace: str) -> str | None:
     return _first_line(trace)
 
 
+# A storage location in a cause (s3://bucket/…, file:/…): such a cause says where, not only what.
+_LOCATION = re.compile(r"\b(s3a?|gs|hdfs|abfss?|wasbs?|oss|file):/")
+
+
 def _first_line(trace: str) -> str:
+    """The deepest `Caused by:` — unless a shallower one names the storage location it failed
+    on (S3's "bucket does not exist" says nothing of which bucket; its wrapper does)."""
     lines = [line.strip() for line in trace.strip().splitlines() if line.strip()]
     causes = [line for line in lines if line.startswith("Caused by:")]
-    return (causes[-1] if causes else lines[0] if lines else trace)[:1000]
+    located = [line for line in causes if _LOCATION.search(line)]
+    return (located[-1] if located else causes[-1] if causes else lines[0] if lines else trace)[
+        :1000
+    ]

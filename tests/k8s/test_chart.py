@@ -695,6 +695,13 @@ def test_s3_state_with_a_secret_and_kubernetes_ha() -> None:
     assert not m.of("PersistentVolumeClaim")
 
 
+def test_a_flink_that_cannot_start_leaves_its_error_in_the_pod_status(release: Manifests) -> None:
+    for workload, pod in release.workloads():
+        if component(workload) in FLINK_COMPONENTS:
+            for c in pod["containers"]:
+                assert c["terminationMessagePolicy"] == "FallbackToLogsOnError", c["name"]
+
+
 def test_ephemeral_state_is_a_choice_without_ha() -> None:
     m = Manifests(render(VALUES / "ephemeral.yaml"))
     conf = flink_config(m)

@@ -885,6 +885,48 @@ def test_root_cause_of_flink_traces() -> None:
     assert root_cause(python) == "pyflink.util.exceptions.TableException: bad"
 
 
+def test_root_cause_names_the_storage_location_it_failed_on() -> None:
+    trace = (
+        "java.util.concurrent.CompletionException: Failed to create checkpoint storage\n"
+        "Caused by: org.apache.flink.util.FlinkRuntimeException: Failed to create checkpoint"
+        " storage\n"
+        "Caused by: org.apache.hadoop.fs.s3a.UnknownStoreException: `s3://state-missing/cp/j1/shared':"
+        " getFileStatus on s3://state-missing/cp/j1/shared: NoSuchBucket: The specified bucket does"
+        " not exist.\n\tat org.apache.hadoop.fs.s3a.S3AUtils.translateException(S3AUtils.java:1)\n"
+        "Caused by: com.amazonaws.services.s3.model.AmazonS3Exception: The specified bucket does"
+        " not exist. (Status Code: 404; Error Code: NoSuchBucket)\n"
+    )
+    cause = root_cause(trace)
+    assert cause is not None
+    assert "UnknownStoreException: `s3://state-missing/cp/j1/shared'" in cause
+    assert "NoSuchBucket" in cause
+
+
+def test_a_job_that_failed_before_running_has_its_failure_in_its_result(
+    api: Api, rt: FlinkRuntime
+) -> None:
+    """No exception history (its JobMaster never started): the execution result's cause."""
+    api.on("GET", "/jobs/j1", 200, {**JOB, "state": "FAILED"})
+    api.on("GET", "/jobs/j1/checkpoints", 200, {"latest": {}})
+    api.on("GET", "/jobs/j1/exceptions", 200, {"exceptionHistory": {"entries": []}})
+    api.on("GET", "/jobs/j1/execution-result", 200, {
+        "status": {"id": "COMPLETED"},
+        "job-execution-result": {
+            "application-status": "FAILED",
+            "failure-cause": {
+                "class": "java.util.concurrent.CompletionException",
+                "stack-trace": "java.util.concurrent.CompletionException: x\nCaused by: "
+                "java.io.FileNotFoundException: s3://b/cp: No such bucket\n\tat a.b(C.java)",
+            },
+        },
+    })  # fmt: skip
+    seen = rt.observe(job_with(JobStatus(job_id="j1")), 1).job
+    assert seen is not None
+    assert (
+        seen.root_exception == "Caused by: java.io.FileNotFoundException: s3://b/cp: No such bucket"
+    )
+
+
 # -- production bug: each test below fails against the current code (see the report) -------------
 
 
