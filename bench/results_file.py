@@ -27,12 +27,15 @@ TARGETS: dict[str, tuple[float, str]] = {
 # What a figure without a target compares with: shown in the target column, without a mark.
 _CEILING = "1.0 = a bare Kafka consumer of the same topics"
 _NEXMARK = "1.0 = published Nexmark per core (Flink 1.13, see bench/throughput.py)"
+_LOCAL_DISK = "1.0 = the same ledger checkpointing to local disk, same run"
 REFERENCES: dict[str, str] = {
     "attribution_vs_ceiling_ratio": _CEILING,
     "sessions_vs_ceiling_ratio": _CEILING,
     "ledger_vs_ceiling_ratio": _CEILING,
     "nexmark_q8_per_core_vs_published_ratio": _NEXMARK,
     "nexmark_q11_per_core_vs_published_ratio": _NEXMARK,
+    "state_storage_s3_vs_local_median_ratio": _LOCAL_DISK,
+    "state_storage_s3_vs_local_p95_ratio": _LOCAL_DISK,
 }
 
 

@@ -14,12 +14,18 @@ from rich.table import Table
 from deploy import cli_jobs, cli_monitor, generator, loadgen
 from deploy.cli_common import Output, OutputOpt, StateDir, console, err, fail, settings_from
 from deploy.errors import EddylineError
-from deploy.stack import control, state
+from deploy.settings import STATE_BUCKET
+from deploy.stack import control, s3state, state
 
 
 class Scheduler(StrEnum):
     adaptive = "adaptive"
     default = "default"
+
+
+class StateStorage(StrEnum):
+    local = "local"
+    s3 = "s3"
 
 
 app = typer.Typer(
@@ -78,9 +84,22 @@ def up(
         str | None, typer.Option(help="TaskManager process size [2560m]")
     ] = None,
     kafka_heap: Annotated[str | None, typer.Option(help="Kafka JVM heap [768m]")] = None,
+    state_storage: Annotated[
+        StateStorage | None,
+        typer.Option(
+            help="where Flink keeps checkpoints and savepoints: local folders, or s3: a bucket "
+            "of an S3 server the stack runs (versitygw; `make kube-tools` builds it), as on "
+            "Kubernetes \\[local; EDDYLINE_STATE_STORAGE]"
+        ),
+    ] = None,
+    objectstore_port: Annotated[
+        int | None,
+        typer.Option(help="port of that S3 server \\[a free one; EDDYLINE_OBJECTSTORE_PORT]"),
+    ] = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Start the local stack (Kafka + Flink) and wait until it is healthy."""
+    """Start the local stack (Kafka + Flink; with --state-storage s3 also an S3 server for job
+    state) and wait until it is healthy."""
     settings = settings_from(
         state_dir=state_dir,
         kafka_port=kafka_port,
@@ -98,6 +117,8 @@ def up(
         jobmanager_memory=jobmanager_memory,
         taskmanager_memory=taskmanager_memory,
         kafka_heap=kafka_heap,
+        state_storage=state_storage.value if state_storage else None,
+        objectstore_port=objectstore_port,
     )
     try:
         if output == Output.json:
@@ -115,6 +136,7 @@ def up(
                     "flink_url": result.state.flink_url,
                     "bootstrap_servers": result.state.bootstrap_servers,
                     "external_bootstrap_servers": result.state.external_bootstrap_servers,
+                    "state": _state_location(result.state, settings.state_dir),
                 }
             )
         )
@@ -129,7 +151,38 @@ def up(
     console.print(f"  Kafka:           {result.state.bootstrap_servers}")
     if result.state.external_bootstrap_servers:
         console.print(f"  Kafka for pods:  {result.state.external_bootstrap_servers}")
+    _print_state_location(result.state, settings.state_dir, "  Job state:       ")
     console.print("  Stop it with:    eddyline down")
+
+
+def _state_location(current: state.StackState, state_dir: Path) -> dict[str, object]:
+    """Where the stack keeps job state, for `-o json`: never the keys, only their file."""
+    where: dict[str, object] = {
+        "storage": current.state_storage,
+        "checkpoints": current.checkpoint_dir,
+        "savepoints": current.savepoint_dir,
+    }
+    if current.state_storage == "s3":
+        where |= {
+            "endpoint": current.objectstore_endpoint,
+            "bucket": STATE_BUCKET,
+            "data": str(s3state.data_dir(state_dir)),
+            "credentials": str(s3state.credentials_file(state_dir)),
+        }
+    return where
+
+
+def _print_state_location(current: state.StackState, state_dir: Path, label: str) -> None:
+    if current.checkpoint_dir is None:
+        return  # a stack started before the state location was recorded
+    console.print(f"{label}{current.checkpoint_dir}, {current.savepoint_dir}", highlight=False)
+    if current.state_storage == "s3":
+        pad = " " * len(label)
+        console.print(
+            f"{pad}S3 server {current.objectstore_endpoint} (bucket {STATE_BUCKET}, data in "
+            f"{s3state.data_dir(state_dir)}; keys in {s3state.credentials_file(state_dir)})",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -149,10 +202,12 @@ def status(state_dir: StateDir = None, output: OutputOpt = Output.table) -> None
     """Report each server of the local stack. Exit code 0 only when all are healthy."""
     settings = settings_from(state_dir=state_dir)
     comps = control.status(settings.state_dir)
+    current = state.load(settings.state_dir) if comps else None
     if output == Output.json:
         typer.echo(
             json.dumps(
                 {
+                    "state": _state_location(current, settings.state_dir) if current else None,
                     "components": [
                         {
                             "name": c.name,
@@ -163,7 +218,7 @@ def status(state_dir: StateDir = None, output: OutputOpt = Output.table) -> None
                             "healthy": c.healthy,
                         }
                         for c in comps
-                    ]
+                    ],
                 }
             )
         )
@@ -188,6 +243,8 @@ def status(state_dir: StateDir = None, output: OutputOpt = Output.table) -> None
                 str(c.log),
             )
         console.print(table)
+        if current is not None:
+            _print_state_location(current, settings.state_dir, "job state: ")
     if not comps or not all(c.healthy for c in comps):
         raise typer.Exit(1)
 

@@ -1,17 +1,25 @@
 """A real S3-compatible server for tests and local runs: versitygw (Apache-2.0) with its POSIX
-backend, started as a child process and spoken to with boto3.
+backend, started as a child process.
 
 Flink keeps checkpoints, savepoints and HA metadata in a bucket through its `flink-s3-fs-hadoop`
 plugin; this is the bucket. The binary is built by scripts/kube-tools.sh (`make kube-tools`) into
 ~/.cache/eddyline/bin ($EDDYLINE_KUBE_BIN). Every server gets random root credentials, passed to it
-in its environment (never on its command line, where `ps` shows them). boto3 comes with the `dev`
-extra.
+in its environment (never on its command line, where `ps` shows them).
+
+Starting, probing and stopping a server needs no boto3 (the readiness probe is one signed
+ListBuckets request of its own, below), so the local stack can run one
+(`eddyline up --state-storage s3`). Speaking S3 beyond that — `ObjectStore.client()`, `keys()`,
+`create_bucket()` — uses boto3, from the `dev` extra, imported when first used.
 
     python -m deploy.objectstore run --port 9000 --root /tmp/s3 -o json
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import hashlib
+import hmac
 import json
 import secrets
 import signal
@@ -21,14 +29,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit
 
-import boto3
+import httpx
 import typer
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy.cli_common import Output, OutputOpt, console, err, fail
-from deploy.controller.loop import stop_on_signals
 from deploy.errors import ComponentStartError, EddylineError, MissingToolError
 from deploy.localkube.layout import BIN_DIR
 from deploy.settings import default_state_dir
@@ -53,6 +59,38 @@ def binary() -> Path:
     return path
 
 
+def server_argv(
+    host: str, port: int, root: Path, *, region: str = REGION, request_log: bool = False
+) -> list[str]:
+    """The command line of a versitygw serving `root` on host:port (no credentials: those go in
+    its environment as ROOT_ACCESS_KEY_ID / ROOT_SECRET_ACCESS_KEY)."""
+    argv = [str(binary()), "--port", f"{_url_host(host)}:{port}", "--region", region]
+    if not request_log:
+        argv.append("--quiet")
+    return [*argv, "posix", str(root)]
+
+
+def root_env(access_key: str, secret_key: str) -> dict[str, str]:
+    """The environment that gives a versitygw its root credentials."""
+    return {"ROOT_ACCESS_KEY_ID": access_key, "ROOT_SECRET_ACCESS_KEY": secret_key}
+
+
+@functools.cache
+def version() -> str:
+    """The version the built versitygw reports (`versitygw --version`), or "unknown"."""
+    try:
+        done = subprocess.run(
+            [str(binary()), "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired, MissingToolError):
+        return "unknown"
+    for line in done.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Version" and value.strip():
+            return value.strip()
+    return "unknown"
+
+
 @dataclass(frozen=True)
 class ObjectStore:
     """Where an S3 server answers and the credentials it accepts."""
@@ -64,6 +102,9 @@ class ObjectStore:
 
     def client(self, *, timeout: float = 30.0, attempts: int = 3) -> S3Client:
         """A boto3 S3 client, path-style (bucket in the path, not in the host name)."""
+        import boto3  # noqa: PLC0415 - the dev extra; the server itself needs no boto3
+        from botocore.config import Config  # noqa: PLC0415
+
         config = Config(
             region_name=self.region,
             s3={"addressing_style": "path"},
@@ -89,6 +130,52 @@ class ObjectStore:
         )
         return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
+    def probe(self, timeout: float = 2.0) -> str | None:
+        """None when the server answers an authenticated ListBuckets with these credentials (so
+        another server on the port, or one with other keys, does not pass); else why not."""
+        try:
+            resp = httpx.get(
+                f"{self.endpoint}/",
+                headers=self._signed_get_headers("/"),
+                timeout=timeout,
+                trust_env=False,  # a loopback server: never through a proxy from the environment
+            )
+        except httpx.HTTPError as e:
+            return f"{self.endpoint} did not answer: {e or type(e).__name__}"
+        if resp.status_code != 200:
+            code = _xml_text(resp.text, "Code") or resp.reason_phrase
+            return f"{self.endpoint} refused ListBuckets: {resp.status_code} {code}"
+        return None
+
+    def _signed_get_headers(self, path: str, now: dt.datetime | None = None) -> dict[str, str]:
+        """AWS Signature Version 4 headers of an unpayloaded GET of `path` (no query string)."""
+        now = now or dt.datetime.now(dt.UTC)
+        stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+        host = urlsplit(self.endpoint).netloc
+        payload = hashlib.sha256(b"").hexdigest()
+        signed = "host;x-amz-content-sha256;x-amz-date"
+        canonical = "\n".join(
+            [
+                "GET", path, "",
+                f"host:{host}", f"x-amz-content-sha256:{payload}", f"x-amz-date:{stamp}", "",
+                signed, payload,
+            ]
+        )  # fmt: skip
+        scope = f"{day}/{self.region}/s3/aws4_request"
+        to_sign = "\n".join(
+            ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+        )
+        key = ("AWS4" + self.secret_key).encode()
+        for part in (day, self.region, "s3", "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        return {
+            "x-amz-date": stamp,
+            "x-amz-content-sha256": payload,
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
+            f"SignedHeaders={signed}, Signature={signature}",
+        }
+
     def aws_env(self) -> dict[str, str]:
         """The environment an AWS SDK (boto3, Hadoop S3A's environment provider) reads."""
         return {
@@ -106,6 +193,7 @@ class ObjectStore:
         folder is not empty (ErrDirectoryNotEmpty), and S3A retries for minutes."""
         return {
             "s3.endpoint": self.endpoint,
+            "s3.endpoint.region": self.region,  # as the chart: no region lookup of S3A's own
             "s3.path.style.access": "true",
             "s3.directory.marker.retention": "keep",
         }
@@ -163,10 +251,9 @@ class ObjectStoreServer:
         return None if self._proc is None else self._proc.poll()
 
     def argv(self, port: int) -> list[str]:
-        argv = [str(binary()), "--port", f"{self.host}:{port}", "--region", self.region]
-        if not self.request_log:
-            argv.append("--quiet")
-        return [*argv, "posix", str(self.root)]
+        return server_argv(
+            self.host, port, self.root, region=self.region, request_log=self.request_log
+        )
 
     def start(self) -> ObjectStore:
         if self.running():
@@ -182,11 +269,7 @@ class ObjectStoreServer:
         argv = self.argv(int(store.endpoint.rsplit(":", 1)[1]))
         self.root.mkdir(parents=True, exist_ok=True)
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "ROOT_ACCESS_KEY_ID": store.access_key,
-            "ROOT_SECRET_ACCESS_KEY": store.secret_key,
-        }
+        env = {"PATH": "/usr/bin:/bin", **root_env(store.access_key, store.secret_key)}
         with self.log.open("ab") as out:
             out.write(f"\n{START_MARK} {COMPONENT}: {' '.join(argv)}\n".encode())
             out.flush()
@@ -209,21 +292,15 @@ class ObjectStoreServer:
     def _wait_ready(self, store: ObjectStore) -> None:
         proc = self._proc
         assert proc is not None
-        client = store.client(timeout=2.0, attempts=1)
         deadline = time.monotonic() + self.timeout
-        reason = "not asked yet"
         while True:
             code = proc.poll()
             if code is not None:
                 cause = failure_cause([self.log]) or "no reason in its log"
                 raise ComponentStartError(COMPONENT, f"exited with {code}: {cause}", self.log)
-            try:
-                client.list_buckets()
+            reason = store.probe()
+            if reason is None:
                 return
-            except ClientError as e:
-                reason = f"{store.endpoint} refused ListBuckets: {e}"
-            except BotoCoreError as e:
-                reason = f"{store.endpoint} did not answer: {e}"
             if time.monotonic() > deadline:
                 raise ComponentStartError(
                     COMPONENT, f"not ready within {self.timeout:g} s ({reason})", self.log
@@ -256,11 +333,23 @@ class ObjectStoreServer:
 
 
 def _ensure_bucket(store: ObjectStore, name: str) -> None:
+    """Create bucket `name` unless this server already has it; EddylineError when refused."""
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - dev extra
+
     try:
         store.create_bucket(name)
     except ClientError as e:
         if e.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
-            raise
+            raise EddylineError(f"creating bucket {name} failed: {e}") from e
+    except BotoCoreError as e:
+        raise EddylineError(f"creating bucket {name} failed: {e}") from e
+
+
+def _xml_text(body: str, tag: str) -> str | None:
+    """The text of the first <tag> of an S3 error document, if any."""
+    start = body.find(f"<{tag}>")
+    end = body.find(f"</{tag}>", start + 1)
+    return body[start + len(tag) + 2 : end] if start >= 0 and end > start else None
 
 
 def _url_host(host: str) -> str:
@@ -298,6 +387,10 @@ def run(
     output: OutputOpt = Output.table,
 ) -> None:
     """Serve until Ctrl-C; prints the endpoint and this run's credentials first."""
+    # Imported before anything is printed: a Ctrl-C right after the credentials must find the
+    # handlers installed, not an import under way.
+    from deploy.controller.loop import stop_on_signals  # noqa: PLC0415 - only this command
+
     base = default_state_dir() / "objectstore"
     server = ObjectStoreServer(
         root if root is not None else base / "data",
@@ -313,9 +406,6 @@ def run(
     except EddylineError as e:
         server.stop()
         raise fail(e) from None
-    except (BotoCoreError, ClientError) as e:
-        server.stop()
-        raise fail(EddylineError(f"creating the buckets failed: {e}")) from None
     if output is Output.json:
         typer.echo(
             json.dumps({**store.to_dict(), "root": str(server.root), "log": str(server.log)})

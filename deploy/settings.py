@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Addresses that mean "every interface" to a server's bind call.
 WILDCARDS = frozenset({"0.0.0.0", "::"})
 
+# The bucket of the stack's own S3 server (`state_storage = "s3"`): checkpoints/, savepoints/.
+STATE_BUCKET = "flink-state"
+
 
 def default_state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -70,6 +73,20 @@ class StackSettings(BaseSettings):
     taskmanager_memory: str = Field("2560m", pattern=r"^\d+[mg]$")
     kafka_heap: str = Field("768m", pattern=r"^\d+[mg]$")
     start_timeout: float = Field(180.0, gt=0, description="seconds to wait for health on `up`")
+    state_storage: Literal["local", "s3"] = Field(
+        "local",
+        description=(
+            "where Flink keeps checkpoints and savepoints: `local` folders under state_dir, or "
+            "`s3`: a bucket of an S3 server (versitygw) the stack runs beside Flink, its data "
+            "under state_dir"
+        ),
+    )
+    objectstore_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="port of the stack's S3 server with state_storage s3; default: a free one",
+    )
 
     @property
     def listen_host(self) -> str:
@@ -96,6 +113,20 @@ class StackSettings(BaseSettings):
     def flink_url(self) -> str:
         return f"http://{self.host}:{self.flink_port}"
 
+    @property
+    def checkpoint_dir(self) -> str:
+        """Flink's `execution.checkpointing.dir`: a folder of the state folder, or the bucket."""
+        if self.state_storage == "s3":
+            return f"s3://{STATE_BUCKET}/checkpoints"
+        return f"file://{self.state_dir.resolve()}/checkpoints"
+
+    @property
+    def savepoint_dir(self) -> str:
+        """Flink's `execution.checkpointing.savepoint-dir`, beside the checkpoints."""
+        if self.state_storage == "s3":
+            return f"s3://{STATE_BUCKET}/savepoints"
+        return f"file://{self.state_dir.resolve()}/savepoints"
+
     def taskmanager_metrics_port(self, index: int) -> int:
         """Prometheus port of TaskManager `index` (1-based)."""
         return self.metrics_port + index
@@ -115,6 +146,8 @@ class StackSettings(BaseSettings):
             ports[f"taskmanager-{i} metrics"] = self.taskmanager_metrics_port(i)
         if self.controller:
             ports["controller metrics"] = self.controller_port
+        if self.state_storage == "s3" and self.objectstore_port is not None:
+            ports["object store"] = self.objectstore_port
         return ports
 
     @property

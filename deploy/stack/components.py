@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy import paths, versions
+from deploy import objectstore, paths, versions
 from deploy.settings import StackSettings
+from deploy.stack import s3state
 
 KAFKA = "kafka"
 JOBMANAGER = "jobmanager"
 CONTROLLER = "controller"
 TASKMANAGER = "taskmanager"
+OBJECTSTORE = "objectstore"
 
 
 def taskmanager_name(index: int) -> str:
@@ -25,7 +28,7 @@ class ProcessSpec:
     """One supervised server process."""
 
     name: str
-    kind: str  # kafka | jobmanager | taskmanager
+    kind: str  # kafka | jobmanager | taskmanager | controller | objectstore
     argv: list[str]
     env: dict[str, str]
     port: int
@@ -111,9 +114,35 @@ def kafka(settings: StackSettings, java_bin: str) -> ProcessSpec:
     )
 
 
-def _flink_env(settings: StackSettings, name: str) -> dict[str, str]:
+def objectstore_server(
+    settings: StackSettings, port: int, keys: s3state.Credentials
+) -> ProcessSpec:
+    """The stack's S3 server (`state_storage = "s3"`): versitygw serving the bucket folder under
+    the state folder; its root keys in its environment, never on its command line."""
+    lay = layout(settings)
+    return ProcessSpec(
+        name=OBJECTSTORE,
+        kind=OBJECTSTORE,
+        argv=objectstore.server_argv(
+            s3state.bind_host(settings), port, s3state.data_dir(settings.state_dir)
+        ),
+        env=objectstore.root_env(keys.access_key, keys.secret_key),
+        port=port,
+        metrics_port=None,
+        version=objectstore.version(),
+        log=lay["logs"] / f"{OBJECTSTORE}.out",
+        log_dir=lay["logs"] / OBJECTSTORE,
+    )
+
+
+def _flink_env(
+    settings: StackSettings, name: str, aws: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """A Flink process's environment; `aws`: the S3 credentials of the stack's bucket (the S3
+    plugin's default provider chain reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)."""
     lay = layout(settings)
     return {
+        **(aws or {}),
         "FLINK_CONF_DIR": str(lay["flink_conf"]),
         "FLINK_LIB_DIR": str(lay["flink_lib"]),
         "FLINK_LOG_DIR": str(lay["logs"] / name),
@@ -126,7 +155,7 @@ def _flink_env(settings: StackSettings, name: str) -> dict[str, str]:
     }
 
 
-def jobmanager(settings: StackSettings) -> ProcessSpec:
+def jobmanager(settings: StackSettings, aws: Mapping[str, str] | None = None) -> ProcessSpec:
     lay = layout(settings)
     script = paths.flink_home() / "bin" / "jobmanager.sh"
     return ProcessSpec(
@@ -139,7 +168,7 @@ def jobmanager(settings: StackSettings) -> ProcessSpec:
             "-D",
             f"metrics.reporter.prom.port={settings.metrics_port}",
         ],
-        env=_flink_env(settings, JOBMANAGER),
+        env=_flink_env(settings, JOBMANAGER, aws),
         port=settings.flink_port,
         metrics_port=settings.metrics_port,
         version=versions.flink(),
@@ -149,7 +178,11 @@ def jobmanager(settings: StackSettings) -> ProcessSpec:
 
 
 def taskmanager(
-    settings: StackSettings, index: int, rpc_port: int, metrics_port: int | None = None
+    settings: StackSettings,
+    index: int,
+    rpc_port: int,
+    metrics_port: int | None = None,
+    aws: Mapping[str, str] | None = None,
 ) -> ProcessSpec:
     """TaskManager `index`; one started beyond the configured count (elastic) passes a free
     metrics port, since only the configured ones have reserved ports."""
@@ -171,7 +204,7 @@ def taskmanager(
             "-D",
             f"metrics.reporter.prom.port={metrics}",
         ],
-        env=_flink_env(settings, name),
+        env=_flink_env(settings, name, aws),
         port=rpc_port,
         metrics_port=metrics,
         version=versions.flink(),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from deploy.errors import ComponentStartError, StackError, StackNotRunningError
 from deploy.settings import StackSettings
-from deploy.stack import components, health, ports, prepare, processes, state
+from deploy.stack import components, health, ports, prepare, processes, s3state, state
 from deploy.stack.state import Phase, StackState
 
 Progress = Callable[[str], None]
@@ -57,7 +57,7 @@ def up(settings: StackSettings, progress: Progress = _quiet) -> UpResult:
         current = state.load(state_dir)
         if current is not None:
             return UpResult(current, already_running=True)
-    prepare.check_tools()
+    prepare.check_tools(settings)
     ports.check_free(settings.reserved_ports(), settings.listen_host)
 
     progress("starting the supervisor")
@@ -144,6 +144,8 @@ def _waiting_for(settings: StackSettings, current: StackState) -> str:
     if not names:
         return "preparing configuration and storage"
     pending = []
+    if components.OBJECTSTORE in names and not _objectstore_answers(settings.state_dir, current):
+        pending.append(components.OBJECTSTORE)
     if not health.kafka_answers(settings.bootstrap_servers, timeout=0.5):
         pending.append(components.KAFKA)
     registered = health.flink_taskmanagers(settings.flink_url, timeout=0.5)
@@ -155,6 +157,12 @@ def _waiting_for(settings: StackSettings, current: StackState) -> str:
         if n.startswith("taskmanager") and (registered is None or n not in registered)
     ]
     return "waiting for " + (", ".join(pending) if pending else "health")
+
+
+def _objectstore_answers(state_dir: Path, current: StackState) -> bool:
+    """The stack's S3 server answers an authenticated ListBuckets with the stack's keys."""
+    store = s3state.running_store(state_dir, current.objectstore_endpoint)
+    return store is not None and store.probe(timeout=1.0) is None
 
 
 @dataclass(frozen=True)
@@ -219,8 +227,9 @@ def status(state_dir: Path) -> list[ComponentStatus]:
     out = []
     for c in current.components:
         kafka_ok = c.kind == components.KAFKA and health.kafka_answers(current.bootstrap_servers)
+        s3_ok = c.kind == components.OBJECTSTORE and _objectstore_answers(state_dir, current)
         healthy = processes.alive(c.pid) and health.component_healthy(
-            c.kind, c.name, kafka_ok, registered, c.metrics_port
+            c.kind, c.name, kafka_ok, registered, c.metrics_port, s3_ok
         )
         out.append(
             ComponentStatus(

@@ -1,4 +1,5 @@
-"""Health probes of the stack's servers: a Kafka metadata request and Flink's REST API."""
+"""Health probes of the stack's servers: a Kafka metadata request, Flink's REST API, and for
+the S3 server an authenticated ListBuckets."""
 
 from __future__ import annotations
 
@@ -10,13 +11,21 @@ from deploy.kafka_io import admin
 
 
 def component_healthy(
-    kind: str, name: str, kafka_ok: bool, registered: set[str] | None, port: int | None = None
+    kind: str,
+    name: str,
+    kafka_ok: bool,
+    registered: set[str] | None,
+    port: int | None = None,
+    objectstore_ok: bool = False,
 ) -> bool:
-    """Whether a component is healthy, given a Kafka probe and the TaskManagers the JobManager
-    lists (None when it does not answer): Kafka answers; the JobManager answers; a
-    TaskManager is registered under its own name; the controller serves its metrics."""
+    """Whether a component is healthy, given a Kafka probe, an S3 probe and the TaskManagers the
+    JobManager lists (None when it does not answer): Kafka answers; the S3 server answers with
+    the stack's keys; the JobManager answers; a TaskManager is registered under its own name;
+    the controller serves its metrics."""
     if kind == "kafka":
         return kafka_ok
+    if kind == "objectstore":
+        return objectstore_ok
     if kind == "controller":
         return port is not None and metrics_answer(f"http://localhost:{port}/metrics")
     if kind == "jobmanager":

@@ -7,14 +7,15 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from deploy import paths
+from deploy import objectstore, paths
 from deploy.errors import ComponentStartError, MissingToolError
 from deploy.settings import StackSettings
-from deploy.stack import components, render, reporter
+from deploy.stack import components, render, reporter, s3state
 
 
-def check_tools() -> str:
-    """The java binary to use; MissingToolError naming what to install when a part is missing."""
+def check_tools(settings: StackSettings | None = None) -> str:
+    """The java binary to use; MissingToolError naming what to install when a part is missing
+    (with `settings`, also what its options need: versitygw and Flink's S3 plugin for s3)."""
     java_bin = components.java()
     if java_bin is None:
         raise MissingToolError(
@@ -29,6 +30,13 @@ def check_tools() -> str:
             f"Flink Kafka connector not found in {paths.jvm_cache() / 'flink'}: "
             "run `make setup` first"
         )
+    if settings is not None and settings.state_storage == "s3":
+        objectstore.binary()  # MissingToolError: built by `make kube-tools`
+        if "s3-fs-hadoop" not in paths.flink_plugin_jars():
+            raise MissingToolError(
+                f"Flink's S3 plugin (flink-s3-fs-hadoop) not found in {paths.jvm_cache() / 's3'}:"
+                " run `make jars` first"
+            )
     return java_bin
 
 
@@ -38,18 +46,26 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-def write_configs(settings: StackSettings) -> None:
+def write_configs(settings: StackSettings, store: objectstore.ObjectStore | None = None) -> None:
+    """The servers' files; `store`: the stack's S3 server when state_storage is s3 (its bucket
+    folder is made here, before the server starts)."""
     lay = components.layout(settings)
     for key in ("logs", "kafka_data", "flink_conf", "flink_lib", "flink_pids"):
         lay[key].mkdir(parents=True, exist_ok=True)
     state = settings.state_dir.resolve()
-    for sub in ("checkpoints", "savepoints", "flink/uploads", "flink/tmp"):
+    local = ("checkpoints", "savepoints") if settings.state_storage == "local" else ()
+    for sub in (*local, "flink/uploads", "flink/tmp"):
         (state / sub).mkdir(parents=True, exist_ok=True)
+    if settings.state_storage == "s3":
+        s3state.prepare(settings.state_dir)
 
     _write_if_changed(lay["kafka_conf"], render.kafka_server_properties(settings))
     _write_if_changed(lay["kafka_log4j"], render.kafka_log4j(lay["logs"] / "kafka" / "server.log"))
     conf = lay["flink_conf"]
-    _write_if_changed(conf / "config.yaml", render.flink_config(settings, paths.venv_python()))
+    s3 = store.flink_config() if store is not None else None
+    _write_if_changed(
+        conf / "config.yaml", render.flink_config(settings, paths.venv_python(), s3=s3)
+    )
     _write_if_changed(conf / "log4j-console.properties", render.flink_log4j())
     _link_flink_lib(lay["flink_lib"])
     reporter.link_plugins(settings, lay["flink_plugins"])

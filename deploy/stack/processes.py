@@ -13,10 +13,12 @@ import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
-from deploy.stack.components import ProcessSpec
+if TYPE_CHECKING:  # a type only: components imports deploy.objectstore, which imports us
+    from deploy.stack.components import ProcessSpec
 
 # Written to a server's stdout log before each start, so a failure is read from this start only.
 START_MARK = "==== starting"

@@ -5,6 +5,7 @@ Pure functions of the settings: nothing here touches the disk except reading tem
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,17 @@ def _render(template: str, **context: Any) -> str:
     return _env.get_template(template).render(**context)
 
 
-def flink_config(settings: StackSettings, python: Path, extra: dict[str, str] | None = None) -> str:
-    """Flink's config.yaml for the session cluster."""
+def flink_config(
+    settings: StackSettings,
+    python: Path,
+    extra: dict[str, str] | None = None,
+    s3: Mapping[str, str] | None = None,
+) -> str:
+    """Flink's config.yaml for the session cluster. With `state_storage = "s3"`, `s3` is the
+    S3 plugin's settings for the stack's server (ObjectStore.flink_config(): endpoint, path
+    style, marker retention — no credentials, those go in the processes' environment)."""
+    if settings.state_storage == "s3" and not s3:
+        raise ValueError("state_storage s3 needs the S3 server's Flink settings")
     return _render(
         "flink-config.yaml.j2",
         host=settings.host,
@@ -43,6 +53,9 @@ def flink_config(settings: StackSettings, python: Path, extra: dict[str, str] | 
         jobmanager_memory=settings.jobmanager_memory,
         taskmanager_memory=settings.taskmanager_memory,
         state_dir=settings.state_dir.resolve(),
+        checkpoint_dir=settings.checkpoint_dir,
+        savepoint_dir=settings.savepoint_dir,
+        s3=dict(s3 or {}) if settings.state_storage == "s3" else {},
         python=python,
         extra=extra or {},
     )

@@ -45,6 +45,12 @@ class StackState(BaseModel):
     # Elastic TaskManagers (deploy/stack/elastic.py): the controller sizes its requests by these.
     slots_per_taskmanager: int = 1
     max_taskmanagers: int = 1
+    # Where Flink keeps job state (`eddyline up --state-storage`): local folders, or the bucket
+    # of the stack's own S3 server at objectstore_endpoint (its keys: deploy/stack/s3state.py).
+    state_storage: str = "local"
+    checkpoint_dir: str | None = None
+    savepoint_dir: str | None = None
+    objectstore_endpoint: str | None = None
 
     @property
     def taskmanagers(self) -> int:

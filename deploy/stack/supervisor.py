@@ -1,5 +1,6 @@
-"""The stack's supervisor: a detached process that starts Kafka and Flink, keeps them running
-(restarting a server that dies, with backoff) and stops them all on SIGTERM.
+"""The stack's supervisor: a detached process that starts Kafka and Flink (and, for job state
+in a bucket, an S3 server), keeps them running (restarting a server that dies, with backoff)
+and stops them all on SIGTERM.
 
 Started by `eddyline up` as `python -m deploy.stack.supervisor SETTINGS_JSON --daemon`; holds
 an exclusive lock on `<state>/stack.lock` for its lifetime, which is how others know the stack
@@ -20,8 +21,9 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from deploy.errors import ComponentStartError, StackError
+from deploy.objectstore import ObjectStore
 from deploy.settings import StackSettings
-from deploy.stack import components, elastic, health, ports, prepare, processes
+from deploy.stack import components, elastic, health, ports, prepare, processes, s3state
 from deploy.stack.components import ProcessSpec
 from deploy.stack.state import ComponentState, Phase, StackState, lock_file, save
 
@@ -73,7 +75,13 @@ class Supervisor:
             external_bootstrap_servers=settings.external_bootstrap_servers,
             slots_per_taskmanager=settings.slots,
             max_taskmanagers=max(settings.max_taskmanagers, settings.taskmanagers),
+            state_storage=settings.state_storage,
+            checkpoint_dir=settings.checkpoint_dir,
+            savepoint_dir=settings.savepoint_dir,
         )
+        # With state_storage s3: the stack's S3 server, and its keys for the Flink processes.
+        self.store: ObjectStore | None = None
+        self.aws: dict[str, str] = {}
         self._idle_since: dict[str, float] = {}
         self._next_elastic = 0.0
 
@@ -115,14 +123,25 @@ class Supervisor:
     # -- start -----------------------------------------------------------------------------
 
     def _start_all(self) -> None:
-        java_bin = prepare.check_tools()
-        prepare.write_configs(self.settings)
+        java_bin = prepare.check_tools(self.settings)
+        specs: list[ProcessSpec] = []
+        if self.settings.state_storage == "s3":
+            # The keys kept in the state folder (new ones the first time), a port of its own.
+            keys = s3state.credentials(self.settings.state_dir)
+            port = self.settings.objectstore_port or ports.free_port(self.settings.host)
+            self.store = s3state.store(self.settings, port, keys)
+            self.aws = self.store.aws_env()
+            self.state.objectstore_endpoint = self.store.endpoint
+            specs.append(components.objectstore_server(self.settings, port, keys))
+        prepare.write_configs(self.settings, self.store)
         prepare.format_kafka_storage(self.settings, java_bin)
-        specs = [components.kafka(self.settings, java_bin), components.jobmanager(self.settings)]
+        specs += [
+            components.kafka(self.settings, java_bin),
+            components.jobmanager(self.settings, self.aws),
+        ]
         for i in range(1, self.settings.taskmanagers + 1):
-            specs.append(
-                components.taskmanager(self.settings, i, ports.free_port(self.settings.host))
-            )
+            port = ports.free_port(self.settings.host)
+            specs.append(components.taskmanager(self.settings, i, port, aws=self.aws))
         if self.settings.controller:
             specs.append(components.controller(self.settings))
         self.managed = [Managed(spec) for spec in specs]
@@ -160,9 +179,14 @@ class Supervisor:
         kafka_ok = m.spec.kind == components.KAFKA and health.kafka_answers(
             self.settings.bootstrap_servers
         )
+        objectstore_ok = (
+            m.spec.kind == components.OBJECTSTORE
+            and self.store is not None
+            and self.store.probe() is None
+        )
         registered = health.flink_taskmanagers(self.settings.flink_url)
         return health.component_healthy(
-            m.spec.kind, m.spec.name, kafka_ok, registered, m.spec.metrics_port
+            m.spec.kind, m.spec.name, kafka_ok, registered, m.spec.metrics_port, objectstore_ok
         )
 
     def _healthy(self) -> bool:
@@ -172,9 +196,8 @@ class Supervisor:
         wanted = {m.spec.name for m in self.managed if m.spec.kind == "taskmanager"}
         if registered is None or not wanted <= registered:
             return False
-        return all(
-            self._component_healthy(m) for m in self.managed if m.spec.kind == components.CONTROLLER
-        )
+        probed = (components.CONTROLLER, components.OBJECTSTORE)
+        return all(self._component_healthy(m) for m in self.managed if m.spec.kind in probed)
 
     # -- keep running ----------------------------------------------------------------------
 
@@ -222,7 +245,7 @@ class Supervisor:
             index = max((_index(m.spec.name) for m in tms), default=0) + 1
             host = self.settings.host
             spec = components.taskmanager(
-                self.settings, index, ports.free_port(host), ports.free_port(host)
+                self.settings, index, ports.free_port(host), ports.free_port(host), aws=self.aws
             )
             m = Managed(spec)
             m.proc = processes.start(spec)
@@ -263,9 +286,11 @@ class Supervisor:
         if self.state.phase != Phase.FAILED:
             self._set_phase(Phase.STOPPING)
         # The controller first (it must not "repair" jobs as the cluster goes), then the
-        # TaskManagers, the JobManager and Kafka: jobs stop before their broker.
+        # TaskManagers, the JobManager and Kafka: jobs stop before their broker; the S3 server
+        # last, once no Flink process may still write state to it.
         order = self.managed
-        for kind_group in (["controller"], ["taskmanager"], ["jobmanager"], ["kafka"]):
+        groups = (["controller"], ["taskmanager"], ["jobmanager"], ["kafka"], ["objectstore"])
+        for kind_group in groups:
             pgids = [m.proc.pid for m in order if m.proc and m.spec.kind in kind_group]
             processes.stop_groups(pgids)
         for m in self.managed:

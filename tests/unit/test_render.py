@@ -5,6 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 from deploy import paths, versions
@@ -155,3 +156,24 @@ def test_the_bound_reporter_is_a_flink_plugin_beside_flinks_own(tmp_path: Path) 
     opened = _settings(tmp_path).model_copy(update={"bind_host": "0.0.0.0"})
     reporter.link_plugins(opened, plugins)
     assert [p.name for p in (plugins / "metrics-prometheus").iterdir()] == [flinks]
+
+
+def test_flink_state_goes_to_the_stacks_bucket_with_s3_storage(tmp_path: Path) -> None:
+    s3 = _settings(tmp_path).model_copy(update={"state_storage": "s3"})
+    plugin = {
+        "s3.endpoint": "http://127.0.0.1:19000",
+        "s3.path.style.access": "true",
+        "s3.directory.marker.retention": "keep",
+    }
+    conf = yaml.safe_load(render.flink_config(s3, Path("/p"), s3=plugin))
+    assert conf["execution.checkpointing.dir"] == "s3://flink-state/checkpoints"
+    assert conf["execution.checkpointing.savepoint-dir"] == "s3://flink-state/savepoints"
+    assert conf["s3.endpoint"] == "http://127.0.0.1:19000"
+    assert conf["s3.path.style.access"] is True
+    assert conf["s3.directory.marker.retention"] == "keep"
+    assert not any(k.startswith("s3.") and "key" in k for k in conf), "keys go in the env"
+    # Local state renders no S3 settings, even if given some.
+    local = yaml.safe_load(render.flink_config(_settings(tmp_path), Path("/p"), s3=plugin))
+    assert not any(k.startswith("s3.") for k in local)
+    with pytest.raises(ValueError, match="s3"):
+        render.flink_config(s3, Path("/p"))

@@ -61,3 +61,24 @@ def test_servers_listen_on_the_client_address_unless_opened(
     assert opened.listen_host == "0.0.0.0"
     assert opened.listens_everywhere
     assert opened.bootstrap_servers == "localhost:9092"  # clients still use `host`
+
+
+def test_state_is_on_local_disk_unless_s3_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    monkeypatch.delenv("EDDYLINE_STATE_STORAGE", raising=False)
+    local = StackSettings(state_dir=tmp_path)
+    assert local.state_storage == "local"
+    assert local.checkpoint_dir == f"file://{tmp_path.resolve()}/checkpoints"
+    assert local.savepoint_dir == f"file://{tmp_path.resolve()}/savepoints"
+    assert "object store" not in local.reserved_ports()
+
+    monkeypatch.setenv("EDDYLINE_STATE_STORAGE", "s3")
+    s3 = StackSettings(state_dir=tmp_path)
+    assert s3.checkpoint_dir == "s3://flink-state/checkpoints"
+    assert s3.savepoint_dir == "s3://flink-state/savepoints"
+    assert "object store" not in s3.reserved_ports(), "a free port is picked at start"
+    monkeypatch.setenv("EDDYLINE_OBJECTSTORE_PORT", "19000")
+    assert StackSettings().reserved_ports()["object store"] == 19000
+    with pytest.raises(ValidationError, match="state_storage"):
+        StackSettings(state_storage="nfs")
