@@ -6,20 +6,14 @@ plugin; this is the bucket. The binary is built by scripts/kube-tools.sh (`make 
 ~/.cache/eddyline/bin ($EDDYLINE_KUBE_BIN). Every server gets random root credentials, passed to it
 in its environment (never on its command line, where `ps` shows them).
 
-Starting, probing and stopping a server needs no boto3 (the readiness probe is one signed
-ListBuckets request of its own, below), so the local stack can run one
-(`eddyline up --state-storage s3`). Speaking S3 beyond that — `ObjectStore.client()`, `keys()`,
-`create_bucket()` — uses boto3, from the `dev` extra, imported when first used.
+The local stack runs one (`eddyline up --state-storage s3`); S3 is spoken with boto3.
 
     python -m deploy.objectstore run --port 9000 --root /tmp/s3 -o json
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
-import hashlib
-import hmac
 import json
 import secrets
 import signal
@@ -29,9 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Annotated
-from urllib.parse import urlsplit
 
-import httpx
 import typer
 
 from deploy.cli_common import Output, OutputOpt, console, err, fail
@@ -102,7 +94,7 @@ class ObjectStore:
 
     def client(self, *, timeout: float = 30.0, attempts: int = 3) -> S3Client:
         """A boto3 S3 client, path-style (bucket in the path, not in the host name)."""
-        import boto3  # noqa: PLC0415 - the dev extra; the server itself needs no boto3
+        import boto3  # noqa: PLC0415 - slow to import; only where S3 is spoken
         from botocore.config import Config  # noqa: PLC0415
 
         config = Config(
@@ -133,48 +125,21 @@ class ObjectStore:
     def probe(self, timeout: float = 2.0) -> str | None:
         """None when the server answers an authenticated ListBuckets with these credentials (so
         another server on the port, or one with other keys, does not pass); else why not."""
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
         try:
-            resp = httpx.get(
-                f"{self.endpoint}/",
-                headers=self._signed_get_headers("/"),
-                timeout=timeout,
-                trust_env=False,  # a loopback server: never through a proxy from the environment
-            )
-        except httpx.HTTPError as e:
-            return f"{self.endpoint} did not answer: {e or type(e).__name__}"
-        if resp.status_code != 200:
-            code = _xml_text(resp.text, "Code") or resp.reason_phrase
-            return f"{self.endpoint} refused ListBuckets: {resp.status_code} {code}"
+            self._probe_client(timeout).list_buckets()
+        except ClientError as e:
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+            code = e.response.get("Error", {}).get("Code", "?")
+            return f"{self.endpoint} refused ListBuckets: {status} {code}"
+        except BotoCoreError as e:
+            return f"{self.endpoint} did not answer: {e}"
         return None
 
-    def _signed_get_headers(self, path: str, now: dt.datetime | None = None) -> dict[str, str]:
-        """AWS Signature Version 4 headers of an unpayloaded GET of `path` (no query string)."""
-        now = now or dt.datetime.now(dt.UTC)
-        stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-        host = urlsplit(self.endpoint).netloc
-        payload = hashlib.sha256(b"").hexdigest()
-        signed = "host;x-amz-content-sha256;x-amz-date"
-        canonical = "\n".join(
-            [
-                "GET", path, "",
-                f"host:{host}", f"x-amz-content-sha256:{payload}", f"x-amz-date:{stamp}", "",
-                signed, payload,
-            ]
-        )  # fmt: skip
-        scope = f"{day}/{self.region}/s3/aws4_request"
-        to_sign = "\n".join(
-            ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
-        )
-        key = ("AWS4" + self.secret_key).encode()
-        for part in (day, self.region, "s3", "aws4_request"):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-        return {
-            "x-amz-date": stamp,
-            "x-amz-content-sha256": payload,
-            "Authorization": f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
-            f"SignedHeaders={signed}, Signature={signature}",
-        }
+    @functools.lru_cache(maxsize=4)  # noqa: B019 - a few short-lived stores per process
+    def _probe_client(self, timeout: float) -> S3Client:
+        return self.client(timeout=timeout, attempts=1)
 
     def aws_env(self) -> dict[str, str]:
         """The environment an AWS SDK (boto3, Hadoop S3A's environment provider) reads."""
@@ -343,13 +308,6 @@ def _ensure_bucket(store: ObjectStore, name: str) -> None:
             raise EddylineError(f"creating bucket {name} failed: {e}") from e
     except BotoCoreError as e:
         raise EddylineError(f"creating bucket {name} failed: {e}") from e
-
-
-def _xml_text(body: str, tag: str) -> str | None:
-    """The text of the first <tag> of an S3 error document, if any."""
-    start = body.find(f"<{tag}>")
-    end = body.find(f"</{tag}>", start + 1)
-    return body[start + len(tag) + 2 : end] if start >= 0 and end > start else None
 
 
 def _url_host(host: str) -> str:

@@ -702,6 +702,42 @@ def test_a_flink_that_cannot_start_leaves_its_error_in_the_pod_status(release: M
                 assert c["terminationMessagePolicy"] == "FallbackToLogsOnError", c["name"]
 
 
+def test_the_jobmanager_checks_its_bucket_before_flink_starts() -> None:
+    """An init container writes, reads and deletes a probe object under the state location with
+    Flink's own credentials: a wrong endpoint or key is named in the pod's status."""
+    m = Manifests(render(VALUES / "small.yaml"))
+    pod = m.get("Deployment", JM)["spec"]["template"]["spec"]
+    [init] = pod["initContainers"]
+    assert init["command"] == ["python", "-m", "deploy.statecheck"]
+    assert init["args"] == [
+        "s3://flink/eddyline",
+        "--endpoint=http://s3.storage.svc:9000",
+        "--region=us-east-1",
+        "--path-style",
+    ]
+    assert init["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert init["securityContext"] == container(pod, "jobmanager")["securityContext"]
+    assert env(init)["HOME"] == "/tmp"
+    assert {e["name"] for e in init["env"] if "secretKeyRef" in e.get("valueFrom", {})} == {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    }
+    aws = Manifests(render(VALUES / "production.yaml"))  # AWS S3 through the pod's identity
+    [init] = aws.get("Deployment", JM)["spec"]["template"]["spec"]["initContainers"]
+    assert init["args"] == [
+        "s3://acme-flink-state/streaming/prod/eddyline",
+        "--region=eu-west-1",
+        "--no-path-style",
+    ]
+    for values in ("flink-only.yaml", "ephemeral.yaml"):
+        jm = [
+            w
+            for w, _ in Manifests(render(VALUES / values)).workloads()
+            if component(w) == "jobmanager"
+        ]
+        assert "initContainers" not in jm[0]["spec"]["template"]["spec"], values
+
+
 def test_ephemeral_state_is_a_choice_without_ha() -> None:
     m = Manifests(render(VALUES / "ephemeral.yaml"))
     conf = flink_config(m)
