@@ -2,7 +2,8 @@
 kube-proxy + CoreDNS) for tests/cluster, started once per session and stopped at its end.
 
 Pods run the image `make image` built (loaded into the node, never pulled); Kafka is a local
-stack's broker outside the cluster, reached by the pods on the node's bridge. A part that cannot
+stack's broker outside the cluster, and the state bucket a versitygw S3 server on the host, both
+reached by the pods on the node's bridge. A part that cannot
 start fails the tests that need it, saying which and where its log is. These tests run last
 (tests/conftest.py): they need the most memory, and nothing else needs them.
 """
@@ -24,6 +25,7 @@ from deploy.errors import EddylineError
 from deploy.localkube import host, node
 from deploy.localkube.__main__ import image_archive, image_ref
 from deploy.localkube.layout import BIN_DIR, GATEWAY, NODE_NAME, Layout
+from deploy.objectstore import ObjectStore, ObjectStoreServer
 from deploy.settings import StackSettings
 from deploy.stack import control, ports
 from tests.integration.stacks import RunningStack, free_settings
@@ -31,7 +33,7 @@ from tests.k8s.chart import CHART, RELEASE
 from tests.k8s.envtest import Kube
 
 VALUES = Path(__file__).with_name("values-real.yaml")
-STATE_CLAIM = "eddyline-test-state"
+S3_SECRET = "flink-state-s3"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -115,6 +117,7 @@ class Release:
     bootstrap: str  # Kafka as the pods reach it
     stack: RunningStack
     cluster: RealCluster
+    s3: PodS3
 
     @property
     def kube(self) -> Kube:
@@ -139,57 +142,69 @@ class Release:
         return f"http://{self.service_ip(f'{RELEASE}-jobmanager')}:8081"
 
 
-def state_volume(namespace: str, path: Path) -> str:
-    """A hostPath PersistentVolume (ReadWriteMany: one node) bound to the chart's state claim."""
-    return yaml.safe_dump_all(
-        [
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolume",
-                "metadata": {"name": f"state-{namespace}"},
-                "spec": {
-                    "capacity": {"storage": "5Gi"},
-                    "accessModes": ["ReadWriteMany"],
-                    "persistentVolumeReclaimPolicy": "Delete",
-                    "storageClassName": "",
-                    "hostPath": {"path": str(path), "type": "Directory"},
-                    "claimRef": {"namespace": namespace, "name": STATE_CLAIM},
-                },
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": STATE_CLAIM, "namespace": namespace},
-                "spec": {
-                    "accessModes": ["ReadWriteMany"],
-                    "storageClassName": "",
-                    "volumeName": f"state-{namespace}",
-                    "resources": {"requests": {"storage": "5Gi"}},
-                },
-            },
-        ]
-    )
+@dataclass
+class PodS3:
+    """A real S3 server (versitygw) on the host, reached by the pods on the node's bridge, with a
+    bucket for this run: where the release keeps checkpoints, savepoints and HA metadata."""
+
+    server: ObjectStoreServer
+    bucket: str
+
+    @property
+    def store(self) -> ObjectStore:
+        return self.server.store
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return self.store.keys(self.bucket, prefix)
 
 
 @pytest.fixture(scope="session")
-def release(real_cluster: RealCluster, pod_kafka: tuple[RunningStack, str]) -> Iterator[Release]:
-    """The chart installed with `helm install --wait` on the real node."""
+def pod_s3(real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodS3]:
+    root = tmp_path_factory.mktemp("pod-s3")
+    server = ObjectStoreServer(
+        root / "data", host=GATEWAY, port=ports.free_port(GATEWAY), log=root / "versitygw.log"
+    )
+    try:
+        store = server.start()
+    except EddylineError as e:
+        pytest.fail(f"the S3 server for the pods did not start: {e}", pytrace=False)
+    bucket = f"eddyline-{uuid.uuid4().hex[:8]}"
+    store.create_bucket(bucket)
+    try:
+        yield PodS3(server, bucket)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def release(
+    real_cluster: RealCluster, pod_kafka: tuple[RunningStack, str], pod_s3: PodS3
+) -> Iterator[Release]:
+    """The chart installed with `helm install --wait` on the real node: state in the run's
+    bucket, its key in a Secret (the one thing the chart asks for besides Kafka)."""
     stack, bootstrap = pod_kafka
     kube = real_cluster.kube
     ns = f"eddyline-{uuid.uuid4().hex[:6]}"
     kube.kubectl_run("create", "namespace", ns)
-    volume = real_cluster.layout.run / "volumes" / ns
-    volume.mkdir(parents=True)
-    volume.chmod(0o777)  # pods run as uid 9999
-    kube.kubectl_run("apply", "-f", "-", input_text=state_volume(ns, volume))
+    store = pod_s3.store
+    kube.kubectl_run(
+        "-n", ns, "create", "secret", "generic", S3_SECRET,
+        f"--from-literal=AWS_ACCESS_KEY_ID={store.access_key}",
+        f"--from-literal=AWS_SECRET_ACCESS_KEY={store.secret_key}",
+    )  # fmt: skip
     started = time.monotonic()
     result = kube.helm_run(
         "install", RELEASE, str(CHART), "--namespace", ns, "--values", str(VALUES),
         "--set", f"kafka.bootstrapServers={bootstrap}",
         "--set", f"image.tag={image_ref().split(':')[1]}",
+        "--set", f"flink.state.s3.bucket={pod_s3.bucket}",
+        "--set", f"flink.state.s3.endpoint={store.endpoint}",
+        "--set", f"flink.state.s3.credentialsSecret={S3_SECRET}",
         "--wait", "--timeout", "420s",
     )  # fmt: skip
-    rel = Release(ns, result.stdout, time.monotonic() - started, bootstrap, stack, real_cluster)
+    rel = Release(
+        ns, result.stdout, time.monotonic() - started, bootstrap, stack, real_cluster, pod_s3
+    )
     yield rel
     kube.helm_run("uninstall", RELEASE, "--namespace", ns, "--wait", check=False)
     kube.kubectl_run("delete", "namespace", ns, "--wait=false", check=False)

@@ -1,6 +1,7 @@
 """The chart on a real node: real pods from the image `make image` built, `helm test`, the three
 reference jobs submitted with `eddyline submit --kube` and checked against the oracles, pods
-killed under the exactly-once ledger, `helm upgrade` and `helm uninstall`.
+killed under the exactly-once ledger and `helm upgrade` (state and HA: test_chart_state.py;
+`helm uninstall`: test_chart_uninstall.py).
 
 The tests share one release (the session `release` fixture) and run in file order.
 """
@@ -527,26 +528,3 @@ def test_ledger_survives_pod_kills_and_a_helm_upgrade(release: Release, tmp_path
     finally:
         job.flink.close()
         delete(release, name)
-
-
-def test_helm_uninstall_removes_everything_it_created(release: Release) -> None:
-    kube = release.kube
-    kube.helm_run(
-        "uninstall", RELEASE, "--namespace", release.namespace, "--wait", "--timeout", "180s"
-    )
-    # Everything the chart made, but Pods: those are deleted by the garbage collector after
-    # their ReplicaSets, and awaited below.
-    kinds = (
-        "deployments,replicasets,services,configmaps,secrets,serviceaccounts,roles,rolebindings,"
-        "poddisruptionbudgets,networkpolicies,ingresses,jobs"
-    )
-    left = release.kubectl(
-        "get", kinds, "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name"
-    )
-    assert left.strip() == ""
-    deadline = time.monotonic() + 180
-    pods = release.kubectl("get", "pods", "-o", "name")
-    while pods.strip() and time.monotonic() < deadline:
-        time.sleep(2)
-        pods = release.kubectl("get", "pods", "-o", "name")
-    assert pods.strip() == "", f"pods left after uninstall: {pods}"
