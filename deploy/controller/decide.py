@@ -269,6 +269,8 @@ class _Decision:
                 self.note("SavepointFailed", st.error, warning=True)
                 return self.plan()
             job = obs.job
+            if job is None and self.awaiting_recovery():
+                return self.plan()
             if job is None or job.terminal:
                 if job is not None and job.latest_savepoint:
                     self.record_savepoint(job.latest_savepoint, "delete")
@@ -279,6 +281,8 @@ class _Decision:
             return self.plan()
         # Whatever was being started or stopped: stop it (every job this spec may have made).
         live = [j for j in (obs.job, obs.new_job) if j is not None and j.alive]
+        if obs.job is None and not live and self.awaiting_recovery():
+            return self.plan()  # cancel (or stop) it once Flink has it back, not forget it
         if want_savepoint and live:
             if self.waiting():
                 return self.plan()
@@ -335,6 +339,8 @@ class _Decision:
 
     def continue_cancel(self, op: Operation) -> Plan:
         job = self.obs.job
+        if job is None and self.awaiting_recovery():
+            return self.plan()  # not cancelled yet, only unknown: starting another would run two
         if job is not None and job.alive:
             if not self.waiting():
                 self.actions.append(Cancel(job.job_id))
@@ -388,6 +394,8 @@ class _Decision:
             and (job.latest_savepoint_time or 0) >= op.started_at
         ):
             location = job.latest_savepoint  # stopped, but the trigger's answer was lost
+        elif job is None and self.awaiting_recovery():
+            return self.plan()  # unknown, not stopped: a recovered old job beside a new one
         else:
             # The job ended without our savepoint (failed meanwhile): its last checkpoint is the
             # newest consistent state there is.
@@ -512,7 +520,8 @@ class _Decision:
     def ended(self, job: JobObservation | None) -> Plan:
         """The job the controller runs is over, or Flink no longer knows it."""
         st = self.st
-        if job is None and self.obs.high_availability and self.recovering():
+        if job is None and self.awaiting_recovery():
+            st.lifecycle = Lifecycle.DEPLOYING  # not RUNNING/STABLE while Flink has no such job
             return self.plan()
         if job is None and st.missing_since is not None:
             return self.failed(
@@ -527,6 +536,12 @@ class _Decision:
         st.error = f"job {job.job_id} ended {job.state} outside the controller"
         self.note("EndedOutside", st.error + "; change restartNonce to start it again", True)
         return self.plan()
+
+    def awaiting_recovery(self) -> bool:
+        """With JobManager HA, the job Flink does not know right now may be coming back under
+        its id: wait (up to HA_RECOVERY_MS) before anything that would start, forget or replace
+        it — a second copy, or a deleted FlinkJob whose job Flink then recovers."""
+        return self.obs.high_availability and self.st.job_id is not None and self.recovering()
 
     def recovering(self) -> bool:
         """Flink (with HA) no longer knows the job: a new JobManager is taking over and will

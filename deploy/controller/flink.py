@@ -113,8 +113,8 @@ class FlinkRuntime:
         self._cluster: dict[str, str] | None = None
 
     def cluster_config(self) -> dict[str, str]:
-        """The JobManager's configuration, asked once: it is fixed for the pod's lifetime, and a
-        JobManager with another configuration (a helm upgrade) rolls the controller too."""
+        """The JobManager's configuration, asked once while it answers (fixed for its lifetime);
+        asked again after Flink was unreachable, which a new JobManager pod is."""
         if self._cluster is None:
             self._cluster = self.client.cluster_config()
         return self._cluster
@@ -154,6 +154,9 @@ class FlinkRuntime:
             if op and op.kind == "rescale" and observed is not None and observed.alive:
                 observed = replace(observed, requested_parallelism=self._requested(observed))
         except FlinkError as e:
+            # The JobManager may be replaced (a helm upgrade rolls it with the controller): ask
+            # the next one for its configuration rather than keep the old one's.
+            self._cluster = None
             return Observation(now=now, flink_error=str(e))
         precheck = kafka_error = None
         may_start = observed is None or observed.terminal or st.lifecycle == Lifecycle.SUSPENDED

@@ -34,8 +34,12 @@ from tests.integration.cli import eddyline
 from tests.integration.jobrun import Topics, canonical_values, produce, read_inputs
 from tests.k8s.chart import CHART, RELEASE
 
-STATE = f"eddyline/{RELEASE}"  # the chart's prefix, then the release's full name
 S3_DOWN_SECONDS = 60
+
+
+def _state(release: Release) -> str:
+    """The release's folder in the bucket: the chart's prefix, the namespace, the full name."""
+    return f"eddyline/{release.namespace}/{RELEASE}"
 
 
 def _flink(release: Release) -> FlinkClient:
@@ -100,7 +104,7 @@ def _savepoint_keys(release: Release, path: str) -> list[str]:
 def test_flink_keeps_state_and_ha_metadata_in_the_bucket(release: Release) -> None:
     with _flink(release) as flink:
         conf = flink.cluster_config()
-    base = f"s3://{release.s3.bucket}/{STATE}"
+    base = f"s3://{release.s3.bucket}/{_state(release)}"
     assert conf["execution.checkpointing.dir"] == f"{base}/checkpoints"
     assert conf["execution.checkpointing.savepoint-dir"] == f"{base}/savepoints"
     assert conf["high-availability.type"] == "kubernetes"
@@ -148,7 +152,7 @@ def test_ledger_exactly_once_through_pod_deaths_an_s3_outage_and_a_new_submissio
         "a completed checkpoint in the bucket",
         lambda: [
             k
-            for k in release.s3.keys(f"{STATE}/checkpoints/{first_id}/")
+            for k in release.s3.keys(f"{_state(release)}/checkpoints/{first_id}/")
             if k.endswith("/_metadata")
         ],
     )
@@ -357,7 +361,7 @@ def test_refused_credentials_are_named_in_the_jobmanager_pod_status(release: Rel
             return ""
 
         message = _until("the state check's exit message", exit_message, timeout=300)
-        where = f"s3://{release.s3.bucket}/eddyline/bad-eddyline"
+        where = f"s3://{release.s3.bucket}/eddyline/{ns}/bad-eddyline"
         assert f"cannot write to {where} (endpoint {release.s3.store.endpoint})" in message
         assert "SignatureDoesNotMatch (HTTP 403)" in message, message
     finally:

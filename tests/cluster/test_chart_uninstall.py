@@ -38,4 +38,4 @@ def test_helm_uninstall_removes_everything_it_created(release: Release) -> None:
         "get", "configmaps", "-l", f"app={RELEASE},type=flink-native-kubernetes", "-o", "name"
     )
     assert f"configmap/{RELEASE}-cluster-config-map" in ha.split(), ha
-    assert release.s3.keys(f"eddyline/{RELEASE}/savepoints/")
+    assert release.s3.keys(f"eddyline/{release.namespace}/{RELEASE}/savepoints/")

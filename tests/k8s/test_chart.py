@@ -489,12 +489,17 @@ def test_production_release() -> None:
     # State in the bucket through the pods' cloud identity: no key anywhere, the role on the
     # ServiceAccount, no volume.
     conf = flink_config(m)
-    base = "s3://acme-flink-state/streaming/prod/eddyline"
+    base = "s3://acme-flink-state/streaming/prod/streaming/eddyline"  # prefix, namespace, name
     assert conf["execution.checkpointing.dir"] == f"{base}/checkpoints"
     assert conf["high-availability.storageDir"] == f"{base}/ha"
     assert conf["s3.endpoint.region"] == "eu-west-1"
     assert "s3.endpoint" not in conf
     assert not m.of("PersistentVolumeClaim")
+    # The plugin's own chain has no web identity token provider: it comes first.
+    assert conf["s3.aws.credentials.provider"].split(",") == [
+        "com.amazonaws.auth.WebIdentityTokenCredentialsProvider",
+        "org.apache.hadoop.fs.s3a.auth.IAMInstanceCredentialsProvider",
+    ]
     for name in (JM, TM):
         pod = m.get("Deployment", name)["spec"]["template"]["spec"]
         assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env(pod["containers"][0]))
@@ -659,17 +664,34 @@ def test_every_state_problem_is_listed_at_once() -> None:
     assert '"storage.example.com" must be a URL' in problems[2]
 
 
+@pytest.mark.parametrize(
+    "key", ["s3.access-key", "s3.secret-key", "fs.s3a.access.key", "fs.s3a.secret.key"]
+)
+def test_a_credential_in_the_flink_configuration_is_refused(key: str) -> None:
+    escaped = key.replace(".", "\\.")
+    result = helm(
+        *template_args(VALUES / "minimal.yaml", f"flink.configuration.{escaped}=AKIA"),
+        check=False,
+    )
+    assert result.returncode != 0
+    assert f"flink.configuration.{key} would put a credential into a ConfigMap" in result.stderr
+
+
 def test_s3_state_with_a_secret_and_kubernetes_ha() -> None:
     m = Manifests(render(VALUES / "small.yaml"))
     conf = flink_config(m)
-    assert conf["execution.checkpointing.dir"] == "s3://flink/eddyline/checkpoints"
-    assert conf["execution.checkpointing.savepoint-dir"] == "s3://flink/eddyline/savepoints"
+    assert conf["execution.checkpointing.dir"] == "s3://flink/streaming/eddyline/checkpoints"
+    assert (
+        conf["execution.checkpointing.savepoint-dir"] == "s3://flink/streaming/eddyline/savepoints"
+    )
     assert conf["s3.endpoint"] == "http://s3.storage.svc:9000"
     assert conf["s3.path.style.access"] is True
     assert conf["s3.endpoint.region"] == "us-east-1"
     assert conf["s3.directory.marker.retention"] == "keep"
+    assert "s3.aws.credentials.provider" not in conf  # the Secret's key, from the environment
+    assert conf["execution.checkpointing.num-retained"] == 3
     assert conf["high-availability.type"] == "kubernetes"
-    assert conf["high-availability.storageDir"] == "s3://flink/eddyline/ha"
+    assert conf["high-availability.storageDir"] == "s3://flink/streaming/eddyline/ha"
     assert conf["kubernetes.cluster-id"] == RELEASE
     assert conf["kubernetes.namespace"] == NAMESPACE
     # The key only as Secret references, into the Flink pods, never into a ConfigMap.
@@ -710,7 +732,7 @@ def test_the_jobmanager_checks_its_bucket_before_flink_starts() -> None:
     [init] = pod["initContainers"]
     assert init["command"] == ["python", "-m", "deploy.statecheck"]
     assert init["args"] == [
-        "s3://flink/eddyline",
+        "s3://flink/streaming/eddyline",
         "--endpoint=http://s3.storage.svc:9000",
         "--region=us-east-1",
         "--path-style",
@@ -725,7 +747,7 @@ def test_the_jobmanager_checks_its_bucket_before_flink_starts() -> None:
     aws = Manifests(render(VALUES / "production.yaml"))  # AWS S3 through the pod's identity
     [init] = aws.get("Deployment", JM)["spec"]["template"]["spec"]["initContainers"]
     assert init["args"] == [
-        "s3://acme-flink-state/streaming/prod/eddyline",
+        "s3://acme-flink-state/streaming/prod/streaming/eddyline",
         "--region=eu-west-1",
         "--no-path-style",
     ]

@@ -509,6 +509,12 @@ def test_observe_a_failing_checkpoint_with_where_it_writes_and_the_cluster_mode(
     assert again.job is not None
     assert again.job.checkpoint_failure is None
     assert api.sent().count(("GET", "/jobmanager/config")) == 1
+    # Flink unreachable (a JobManager replaced): the next one is asked again.
+    api.down = True
+    assert rt.observe(own, 101).flink_error
+    api.down = False
+    rt.observe(own, 102)
+    assert api.sent().count(("GET", "/jobmanager/config")) == 2
 
 
 def test_observe_a_job_not_all_running_and_one_without_vertices(api: Api, rt: FlinkRuntime) -> None:

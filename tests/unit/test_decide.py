@@ -993,6 +993,55 @@ def test_with_ha_a_job_gone_from_flink_is_awaited_not_started_twice() -> None:
     assert plan.status.restarts == 0
 
 
+def test_with_ha_a_job_awaited_is_not_shown_as_running() -> None:
+    job = set_status(deployed(flinkjob()), lifecycle=Lifecycle.STABLE)
+    _, plan = step(job, obs(now=T0, job=None, high_availability=True))
+    assert plan.status.lifecycle == Lifecycle.DEPLOYING
+
+
+@pytest.mark.parametrize("savepoint", [True, False])
+def test_with_ha_a_deleted_flinkjob_waits_for_its_job_to_come_back(savepoint: bool) -> None:
+    """Forgetting it now would leave the job Flink recovers running with nobody to stop it."""
+    job = deleting(deployed(flinkjob()), savepoint=savepoint)
+    job, plan = step(job, obs(now=T0, job=None, high_availability=True))
+    assert plan.actions == []
+    assert reasons(plan.status)[-1] == "AwaitingRecovery"
+    job, plan = step(job, obs(now=T0 + 5000, job=running(), high_availability=True))
+    if savepoint:
+        assert the(plan, StopWithSavepoint).job_id == "j1"
+    else:
+        assert plan.actions == [Cancel("j1"), Forget()]
+    # Never recovered: forgotten once the wait is over.
+    gone = deleting(deployed(flinkjob()), savepoint=savepoint)
+    gone, _ = step(gone, obs(now=T0, job=None, high_availability=True))
+    _, plan = step(gone, obs(now=T0 + HA_RECOVERY_MS, job=None, high_availability=True))
+    assert any(isinstance(a, Forget) for a in plan.actions)
+
+
+def test_with_ha_an_upgrade_whose_job_is_unknown_waits_instead_of_starting_another() -> None:
+    """A stop-with-savepoint in flight when the JobManager died: the new leader has forgotten
+    the trigger and does not know the job yet. Submitting now could run the recovered old job
+    beside the new one."""
+    job = stopping(deployed(flinkjob()))
+    unknown = TriggerObservation("UNKNOWN")
+    job, plan = step(job, obs(now=T0, job=None, trigger=unknown, high_availability=True))
+    assert plan.actions == []
+    job, plan = step(
+        job, obs(now=T0 + 3000, job=running(), trigger=unknown, high_availability=True)
+    )
+    assert the(plan, StopWithSavepoint).job_id == "j1"  # asked again, on the recovered job
+    cancelling = set_status(
+        deployed(flinkjob()),
+        operation=Operation(kind="upgrade", step="cancelling", started_at=T0, job_id="j1",
+                            upgrade_mode=UpgradeMode.last_state),
+    )  # fmt: skip
+    _, plan = step(cancelling, obs(now=T0, job=None, high_availability=True))
+    assert plan.actions == []
+    # Without HA a job Flink does not know is gone: the upgrade goes on at once.
+    _, plan = step(stopping(deployed(flinkjob())), obs(now=T0, job=None, trigger=unknown))
+    assert the(plan, Submit)
+
+
 def test_with_ha_a_job_not_recovered_in_time_is_restarted_from_its_state() -> None:
     job = deployed(
         flinkjob(restartPolicy={"backoff": "4s"}), last_checkpoint_path=CP, last_checkpoint_time=T0

@@ -131,6 +131,11 @@ Returns "s3", "volume" or "ephemeral".
 {{- if and $st.s3.endpoint (not (regexMatch "^https?://[^/]+/?$" $st.s3.endpoint)) }}
 {{- $problems = append $problems (printf "flink.state.s3.endpoint %q must be a URL like https://host[:port]" $st.s3.endpoint) }}
 {{- end }}
+{{- range $key := list "s3.access-key" "s3.secret-key" "s3.access.key" "s3.secret.key" "fs.s3a.access.key" "fs.s3a.secret.key" }}
+{{- if hasKey $.Values.flink.configuration $key }}
+{{- $problems = append $problems (printf "flink.configuration.%s would put a credential into a ConfigMap: name a Secret in flink.state.s3.credentialsSecret instead" $key) }}
+{{- end }}
+{{- end }}
 {{- if $problems }}
 {{- fail (printf "where Flink keeps job state (flink.state):\n  - %s" (join "\n  - " $problems)) }}
 {{- end }}
@@ -138,12 +143,14 @@ Returns "s3", "volume" or "ephemeral".
 {{- end }}
 
 {{/*
-The state location's URI: s3://bucket/prefix/release or file:///mount/path.
+The state location's URI: s3://bucket/prefix/namespace/release or file:///mount/path.
 */}}
 {{- define "eddyline.stateUri" -}}
 {{- $s3 := .Values.flink.state.s3 }}
 {{- if eq (include "eddyline.stateKind" .) "s3" }}
-{{- $parts := compact (list $s3.bucket (trimAll "/" $s3.prefix) (include "eddyline.fullname" .)) }}
+{{- /* The namespace too: two releases of the same name in different namespaces sharing a
+bucket must not share checkpoints or HA metadata. */}}
+{{- $parts := compact (list $s3.bucket (trimAll "/" $s3.prefix) .Release.Namespace (include "eddyline.fullname" .)) }}
 {{- printf "s3://%s" (join "/" $parts) }}
 {{- else }}
 {{- printf "file://%s" (trimSuffix "/" .Values.flink.state.mountPath) }}
