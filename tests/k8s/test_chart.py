@@ -244,31 +244,39 @@ def test_rbac_is_namespaced_without_wildcards(release: Manifests) -> None:
                 for w, pod in release.workloads()
                 if pod.get("serviceAccountName") == subject["name"]
             }
-            # Flink's identity also runs the `helm test` Job, which mounts no token.
-            assert users in ({"controller"}, FLINK_COMPONENTS, FLINK_COMPONENTS | {"test"}), users
+            # The JobManager's identity also runs the `helm test` Job, which mounts no token.
+            assert users in (
+                {"controller"},
+                {"jobmanager"},
+                {"jobmanager", "test"},
+                {"taskmanager"},
+            )
 
 
 def test_flink_pods_may_touch_configmaps_only_with_ha(release: Manifests) -> None:
-    """Flink's identity has no role, or with Kubernetes HA one on ConfigMaps and nothing else."""
+    """Flink's identities have no role, or with Kubernetes HA one on ConfigMaps and nothing else:
+    read and write for the JobManager, read for the TaskManagers (they run users' code)."""
     ha = flink_config(release, _flink_config_name(release)).get("high-availability.type")
-    roles = {
-        b["roleRef"]["name"]
-        for b in release.of("RoleBinding")
-        for s in b["subjects"]
-        for w, pod in release.workloads()
-        if component(w) in FLINK_COMPONENTS and pod["serviceAccountName"] == s["name"]
+    wanted = {
+        "jobmanager": ["get", "list", "watch", "create", "update", "patch", "delete"],
+        "taskmanager": ["get", "list", "watch"],
     }
-    if ha != "kubernetes":
-        assert roles == set()
-        return
-    [role] = roles
-    assert release.get("Role", role)["rules"] == [
-        {
-            "apiGroups": [""],
-            "resources": ["configmaps"],
-            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
-        }
-    ]
+    for workload, pod in release.workloads():
+        part = component(workload)
+        if part not in FLINK_COMPONENTS:
+            continue
+        roles = [
+            b["roleRef"]["name"]
+            for b in release.of("RoleBinding")
+            if any(s["name"] == pod["serviceAccountName"] for s in b["subjects"])
+        ]
+        if ha != "kubernetes":
+            assert roles == [], part
+            continue
+        [role] = roles
+        assert release.get("Role", role)["rules"] == [
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": wanted[part]}
+        ], part
 
 
 def test_services_and_ports_agree_with_the_pods(release: Manifests) -> None:
@@ -443,8 +451,9 @@ def test_controller_scales_taskmanagers_down_to_the_chart_replicas(
 def test_flink_only_release_has_no_controller_and_its_own_names() -> None:
     m = Manifests(render(VALUES / "flink-only.yaml"))
     assert {component(w) for w, _ in m.workloads()} == FLINK_COMPONENTS
-    assert [r["metadata"]["name"] for r in m.of("Role")] == ["stream-flink"]  # HA's only
-    assert [r["metadata"]["name"] for r in m.of("RoleBinding")] == ["stream-flink"]
+    ha_roles = ["stream-flink", "stream-taskmanager"]  # HA's only
+    assert [r["metadata"]["name"] for r in m.of("Role")] == ha_roles
+    assert [r["metadata"]["name"] for r in m.of("RoleBinding")] == ha_roles
     assert m.has("Deployment", "stream-jobmanager")
     conf = flink_config(m, "stream-flink-config")
     assert conf["execution.checkpointing.dir"] == "file:///flink-state/checkpoints"
@@ -503,8 +512,9 @@ def test_production_release() -> None:
     for name in (JM, TM):
         pod = m.get("Deployment", name)["spec"]["template"]["spec"]
         assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env(pod["containers"][0]))
-    [flink_sa] = [a for a in m.of("ServiceAccount") if a["metadata"]["name"].endswith("-flink")]
-    assert flink_sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("flink-state")
+    for name in (f"{RELEASE}-flink", TM):  # both write to the bucket: both have the role
+        sa = m.get("ServiceAccount", name)
+        assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("flink-state")
     # User configuration overrides the chart's, key by key.
     assert conf["state.backend.type"] == "rocksdb"
     assert conf["taskmanager.memory.managed.fraction"] == 0.5
@@ -765,7 +775,7 @@ def test_ephemeral_state_is_a_choice_without_ha() -> None:
     conf = flink_config(m)
     assert conf["execution.checkpointing.dir"] == "file:///opt/flink/state/checkpoints"
     assert "high-availability.type" not in conf
-    assert not [r for r in m.of("Role") if r["metadata"]["name"].endswith("-flink")]
+    assert [r["metadata"]["name"] for r in m.of("Role")] == [CTL]
     for name in (JM, TM):
         vols = m.get("Deployment", name)["spec"]["template"]["spec"]["volumes"]
         [state] = [x for x in vols if x["name"] == "flink-state"]

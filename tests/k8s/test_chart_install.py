@@ -34,7 +34,7 @@ from tests.k8s.envtest import Kube
 INSTALL_VALUES = VALUES / "install.yaml"
 TM = f"{RELEASE}-taskmanager"
 CONTROLLER_SA = f"{RELEASE}-controller"
-FLINK_SA = f"{RELEASE}-flink"
+FLINK_SA = f"{RELEASE}-flink"  # the JobManager's (and the helm test's)
 # Kinds of third-party APIs the test server does not serve; every other kind must dry-run.
 NOT_SERVED = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 
@@ -539,6 +539,10 @@ def test_flink_pods_identity_keeps_ha_configmaps_of_its_namespace_only(
     ns = installed.namespace
     assert can(kube, ns, FLINK_SA, verb, "", "configmaps", ns)
     assert not can(kube, ns, FLINK_SA, verb, "", "configmaps", "kube-system")
+    # The TaskManagers (users' code runs there) only read the leader's address.
+    reads = verb in ("get", "list", "watch")
+    assert can(kube, ns, TM, verb, "", "configmaps", ns) is reads
+    assert not can(kube, ns, TM, "get", "", "secrets", ns)
 
 
 def test_eddyline_dashboard_forwards_a_local_port_to_the_jobmanager_service(

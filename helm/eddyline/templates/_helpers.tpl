@@ -103,10 +103,13 @@ The controller's ServiceAccount name.
 {{- end }}
 
 {{/*
-The Flink pods' ServiceAccount. Without high availability it has no role and its token is not
-mounted; with it, a Role on ConfigMaps only (rbac.yaml).
+The Flink pods' ServiceAccounts: the JobManager's (and the helm test's), and the TaskManagers'.
+Without high availability they have no role and no token; with it, the JobManager's may write
+ConfigMaps and the TaskManagers' only read them (rbac.yaml).
 */}}
 {{- define "eddyline.flinkServiceAccount" -}}{{ include "eddyline.fullname" . }}-flink{{- end }}
+{{- /* The TaskManagers' own: with HA they only read the leader's ConfigMap (they run users' code). */}}
+{{- define "eddyline.taskmanagerServiceAccount" -}}{{ include "eddyline.taskmanager" . }}{{- end }}
 
 {{/*
 Where Flink's state lives, checked: every problem with flink.state is listed at once, and a
