@@ -162,8 +162,20 @@ def ensure_forward_rules() -> None:
         run(["iptables", "-I", "FORWARD", "1", *_rule(spec)])
 
 
+# The jumps kube-proxy (iptables mode) puts into FORWARD. It adds them one after another within
+# a sync, each at the top; ours go back in front only once all are there (one run had ours put
+# first between two of them, and KUBE-PROXY-FIREWALL then landed above them).
+KUBE_PROXY_FORWARD_JUMPS = (
+    "-j KUBE-PROXY-FIREWALL",
+    "-j KUBE-FORWARD",
+    "-j KUBE-SERVICES",
+    "-j KUBE-EXTERNAL-SERVICES",
+)
+
+
 def kube_proxy_synced() -> bool:
-    return "-j KUBE-FORWARD" in run(["iptables", "-S", "FORWARD"])
+    rules = run(["iptables", "-S", "FORWARD"])
+    return all(jump in rules for jump in KUBE_PROXY_FORWARD_JUMPS)
 
 
 def forward_rules_first() -> bool:

@@ -555,10 +555,15 @@ def _start(  # noqa: PLR0915 - one start sequence, read top to bottom
     procs.wait_until(
         proxy,
         "its FORWARD rules",
-        lambda: None if host.kube_proxy_synced() else "no KUBE-FORWARD jump yet",
+        lambda: None if host.kube_proxy_synced() else "not all of its FORWARD jumps yet",
         120,
     )
     host.ensure_forward_rules()
+    # ...and stay there: checked again a moment later, put back if a late jump went above them.
+    for _ in range(5):
+        time.sleep(1)
+        if not host.forward_rules_first():
+            host.ensure_forward_rules()
 
     def default_sa() -> str | None:
         out = kubectl(layout, "get", "serviceaccount", "default", "-o", "name", check=False)
