@@ -61,6 +61,19 @@ def read_output(
     )
 
 
+def assert_ledger_exactly_once(stack: RunningStack, orders_topic: str, output_topic: str) -> None:
+    """Read with read_committed, the ledger's output is the oracle's: every movement applied
+    exactly once, and each SKU's levels in order."""
+    inputs = read_inputs(stack, orders_topic)
+    expected = oracles.ledger(inputs)
+    records = read_output(stack, output_topic, sum(expected.output.values()), read_committed=True)
+    assert canonical_values(records) == expected.output
+    by_sku: dict[str, list[dict[str, object]]] = {}
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        by_sku.setdefault(json.loads(r.value)["sku"], []).append(json.loads(r.value))
+    assert by_sku == oracles.ledger_by_sku(inputs)
+
+
 def _ready(pod: dict[str, Any]) -> bool:
     statuses = pod["status"].get("containerStatuses") or []
     return pod["status"].get("phase") == "Running" and all(s["ready"] for s in statuses)
@@ -509,16 +522,7 @@ def test_ledger_survives_pod_kills_and_a_helm_upgrade(release: Release, tmp_path
             assert pod["metadata"]["labels"].get("rolled") == "once"
         produce(stack, batches[2 * third :], {"orders": topics.orders})
 
-        inputs = read_inputs(stack, topics.orders)
-        expected = oracles.ledger(inputs)
-        records = read_output(
-            stack, topics.output, sum(expected.output.values()), read_committed=True
-        )
-        assert canonical_values(records) == expected.output
-        by_sku: dict[str, list[dict[str, object]]] = {}
-        for r in sorted(records, key=lambda r: (r.partition, r.offset)):
-            by_sku.setdefault(json.loads(r.value)["sku"], []).append(json.loads(r.value))
-        assert by_sku == oracles.ledger_by_sku(inputs)
+        assert_ledger_exactly_once(stack, topics.orders, topics.output)
         live = _live_jobs(release, name)
         assert len(live) == 1, live
         # The session cluster restarted the job from its checkpoint; nobody submitted another.

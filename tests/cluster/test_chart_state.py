@@ -26,12 +26,17 @@ from deploy.errors import EddylineError
 from deploy.flink_rest import FlinkClient
 from deploy.generator import GeneratorConfig, orders
 from deploy.localkube.__main__ import image_ref
-from tests import oracles
 from tests.cluster.conftest import S3_SECRET, VALUES, Release
 from tests.cluster.jobs import describe, kube_args, submit, wait_running
-from tests.cluster.test_chart_on_node import ARTIFACTS, _live_jobs, read_output, wait_pods
+from tests.cluster.test_chart_on_node import (
+    ARTIFACTS,
+    _live_jobs,
+    assert_ledger_exactly_once,
+    read_output,
+    wait_pods,
+)
 from tests.integration.cli import eddyline
-from tests.integration.jobrun import Topics, canonical_values, produce, read_inputs
+from tests.integration.jobrun import Topics, produce
 from tests.k8s.chart import CHART, RELEASE
 
 S3_DOWN_SECONDS = 60
@@ -259,16 +264,7 @@ def test_ledger_exactly_once_through_pod_deaths_an_s3_outage_and_a_new_submissio
     produce(stack, parts[5], {"orders": topics.orders})
 
     try:
-        inputs = read_inputs(stack, topics.orders)
-        expected = oracles.ledger(inputs)
-        records = read_output(
-            stack, topics.output, sum(expected.output.values()), read_committed=True
-        )
-        assert canonical_values(records) == expected.output
-        by_sku: dict[str, list[dict[str, object]]] = {}
-        for r in sorted(records, key=lambda r: (r.partition, r.offset)):
-            by_sku.setdefault(json.loads(r.value)["sku"], []).append(json.loads(r.value))
-        assert by_sku == oracles.ledger_by_sku(inputs)
+        assert_ledger_exactly_once(stack, topics.orders, topics.output)
         with _flink(release) as flink:
             history = flink.checkpoints(job.id)
         durations = [
