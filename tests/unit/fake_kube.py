@@ -13,9 +13,28 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 from deploy.kube.api import Doc, KubeError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _atomic(method: Callable[P, R]) -> Callable[P, R]:
+    """Runs a FlinkJob read or write under the server's lock, as a real API server does: a list
+    never sees a resourceVersion whose object is not stored yet (a watch resumed from it would
+    then miss that object forever)."""
+
+    @wraps(method)
+    def locked(*args: P.args, **kwargs: P.kwargs) -> R:
+        server = args[0]
+        assert isinstance(server, FakeKube)
+        with server._cond:
+            return method(*args, **kwargs)
+
+    return locked
 
 
 def _now() -> str:
@@ -86,6 +105,7 @@ class FakeKube:
         doc = self.jobs.get(name)
         return copy.deepcopy(doc) if doc else None
 
+    @_atomic
     def list_jobs(self) -> tuple[list[Doc], str]:
         self._call("list_jobs")
         return [copy.deepcopy(d) for _, d in sorted(self.jobs.items())], str(self.version)
@@ -123,6 +143,7 @@ class FakeKube:
             self._stop_watch = True
             self._cond.notify_all()
 
+    @_atomic
     def create_job(self, body: Doc) -> Doc:
         name = body["metadata"]["name"]
         self._call("create_job", name)
@@ -142,6 +163,7 @@ class FakeKube:
         self._record("ADDED", doc)
         return copy.deepcopy(doc)
 
+    @_atomic
     def replace_job(self, name: str, body: Doc) -> Doc:
         self._call("replace_job", name)
         current = self.jobs.get(name)
@@ -176,6 +198,7 @@ class FakeKube:
         self._record("MODIFIED", doc)
         return copy.deepcopy(doc)
 
+    @_atomic
     def replace_job_status(self, name: str, body: Doc) -> Doc:
         self._call("replace_job_status", name)
         current = self.jobs.get(name)
@@ -191,6 +214,7 @@ class FakeKube:
         self._record("MODIFIED", doc)
         return copy.deepcopy(doc)
 
+    @_atomic
     def delete_job(self, name: str) -> None:
         self._call("delete_job", name)
         current = self.jobs.get(name)
@@ -210,6 +234,7 @@ class FakeKube:
 
     # -- what a user does with kubectl ------------------------------------------------------
 
+    @_atomic
     def kubectl_apply(self, doc: Doc) -> Doc:
         """Create (no finalizer: kubectl knows none) or change the spec, as `kubectl apply`."""
         name = doc["metadata"]["name"]
