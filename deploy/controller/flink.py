@@ -49,6 +49,8 @@ def job_configuration(spec: FlinkJobSpec, name: str | None = None) -> dict[str, 
         # Kept when the job is cancelled, so last-state upgrades and restarts can resume from it.
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
     }
+    if spec.job.python_execution_mode is not None:
+        conf["python.execution-mode"] = spec.job.python_execution_mode.value
     if not any(k.startswith("restart-strategy") for k in spec.flink_configuration):
         # Flink retries a few times itself; then the job fails for good and the controller's
         # restartPolicy (with its backoff and limit) takes over.

@@ -246,6 +246,10 @@ def test_job_configuration_and_args() -> None:
     renamed = flinkjob(flinkConfiguration={"pipeline.name": "mine"}).spec
     assert job_configuration(renamed, "ledger-eu")["pipeline.name"] == "mine"
 
+    assert "python.execution-mode" not in conf  # the job's own default
+    threaded = flinkjob(job={"pythonExecutionMode": "thread"}).spec
+    assert job_configuration(threaded)["python.execution-mode"] == "thread"
+
     assert job_args(spec, "k:1") == ["--orders-topic", "orders", "--bootstrap-servers", "k:1"]
     named = flinkjob(job={"args": ["--bootstrap-servers=b:2"]}).spec
     assert job_args(named, "k:1") == ["--bootstrap-servers=b:2"]

@@ -368,6 +368,29 @@ def test_min_parallelism_above_max_parallelism_is_refused() -> None:
     assert parse(document(autoscaler={"minParallelism": 3, "maxParallelism": 3}))
 
 
+def test_the_python_execution_mode_is_a_job_setting_given_once() -> None:
+    assert parse(document()).spec.job.python_execution_mode is None
+    spec = parse(document(job={"pythonExecutionMode": "thread"})).spec
+    assert spec.job.python_execution_mode == "thread"
+    assert "pythonExecutionMode" in spec.deployment()["job"]  # changing it is an upgrade
+    assert problems_of(document(job={"pythonExecutionMode": "threads"})) == [
+        "spec.job.pythonExecutionMode: Input should be 'process' or 'thread'"
+    ]
+    both = document(
+        job={"pythonExecutionMode": "thread"},
+        flinkConfiguration={"python.execution-mode": "process"},
+    )
+    assert problems_of(both) == [
+        "spec: job.pythonExecutionMode is thread but flinkConfiguration sets "
+        "python.execution-mode to process: set one of them"
+    ]
+    same = document(
+        job={"pythonExecutionMode": "thread"},
+        flinkConfiguration={"python.execution-mode": "thread"},
+    )
+    assert parse(same)
+
+
 @pytest.mark.parametrize(
     "name",
     ["Ledger", "ledger_1", "-ledger", "ledger-", "", "a" * 64, "led.ger", "léger", "a b"],
@@ -484,7 +507,7 @@ def test_deployment_leaves_out_requests_state_and_controller_settings() -> None:
         "parallelism",
         "upgradeMode",
         "allowNonRestoredState",
-    }
+    }  # pythonExecutionMode only when set: older jobs' deployments stay the same
     assert deployment["flinkConfiguration"]["taskmanager.numberOfTaskSlots"] == "4"
     # deployment() is a copy: the spec itself is untouched.
     assert spec.job.state == JobState.suspended
@@ -544,6 +567,7 @@ def test_json_schema_has_the_camel_case_properties() -> None:
         "upgradeMode",
         "initialSavepointPath",
         "allowNonRestoredState",
+        "pythonExecutionMode",
     }
     assert {"maxCount", "maxAge", "interval"} == set(defs["SavepointsSpec"]["properties"])
     assert {"maxRetries", "backoff", "maxBackoff", "flinkAttempts"} == set(
