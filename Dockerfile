@@ -92,9 +92,12 @@ RUN FLINK_DIST="$(python -c 'import os, pyflink; print(os.path.dirname(pyflink._
     && cp "$FLINK_DIST"/conf/config.yaml "$FLINK_DIST"/conf/log4j-console.properties /opt/flink/conf/ \
     && chown -R 9999:9999 /opt/flink/conf /opt/flink/log /opt/flink/tmp /opt/flink/state
 
+# PYTHONPATH: a job in THREAD mode runs Python inside the TaskManager's JVM (PEMJA), whose
+# interpreter starts from the base Python and finds pemja, pyflink and the jobs only through it.
 ENV FLINK_HOME=/opt/venv/lib/python3.11/site-packages/pyflink \
     FLINK_CONF_DIR=/opt/flink/conf \
-    FLINK_LOG_DIR=/opt/flink/log
+    FLINK_LOG_DIR=/opt/flink/log \
+    PYTHONPATH=/opt/venv/lib/python3.11/site-packages:/opt/eddyline
 
 WORKDIR /opt/eddyline
 USER 9999:9999

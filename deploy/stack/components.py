@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import sysconfig
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +137,19 @@ def objectstore_server(
     )
 
 
+def python_path(inherited: str | None = None) -> str:
+    """PYTHONPATH for the Flink processes. A job in THREAD mode runs its Python inside the
+    TaskManager's JVM (PEMJA), whose interpreter starts from the base Python, not the venv: it
+    finds pemja, pyflink and the jobs only through this (seen: "No module named 'pemja'"). The
+    project root is there for a source checkout, whose editable install a path entry would not
+    load; `inherited` (the caller's own PYTHONPATH) comes last."""
+    purelib = sysconfig.get_paths()["purelib"]
+    entries = [purelib, str(paths.PROJECT_ROOT)]
+    if inherited:
+        entries.append(inherited)
+    return os.pathsep.join(dict.fromkeys(entries))
+
+
 def _flink_env(
     settings: StackSettings, name: str, aws: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -150,6 +165,7 @@ def _flink_env(
         # The distribution's plugins, with a Prometheus reporter that binds (reporter.py).
         "FLINK_PLUGINS_DIR": str(lay["flink_plugins"]),
         "FLINK_IDENT_STRING": "eddyline",
+        "PYTHONPATH": python_path(os.environ.get("PYTHONPATH")),
         # Flink's scripts read JAVA_HOME first; point them at the java we checked.
         "JAVA_HOME": str(Path(shutil.which("java") or "java").resolve().parent.parent),
     }
