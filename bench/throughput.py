@@ -241,6 +241,15 @@ def cpu_used(before: Mapping[int, float], after: Mapping[int, float]) -> float |
     return sum(after[pid] - before[pid] for pid in both) if both else None
 
 
+def root_cause(flink: FlinkClient, job_id: str) -> str:
+    """The innermost cause of the job's latest failure, one line (Flink 2 keeps it in the
+    exception history, which `root-exception` no longer carries)."""
+    trace = flink.failure(job_id)
+    causes = [line for line in trace.splitlines() if line.startswith("Caused by:")]
+    lines = trace.splitlines()
+    return (causes[-1] if causes else lines[0] if lines else "no failure recorded")[:500]
+
+
 def run_variant(
     flink: FlinkClient,
     bootstrap: str,
@@ -299,8 +308,7 @@ def run_variant(
     if detail["state"] == "RESTARTING":
         flink.cancel(job_id)
     if detail["state"] != "FINISHED":
-        root = flink.job_exceptions(job_id).get("root-exception") or ""
-        raise RuntimeError(f"{job} {args} ended {detail['state']}: {str(root)[:500]}")
+        raise RuntimeError(f"{job} {args} ended {detail['state']}: {root_cause(flink, job_id)}")
     stamps = detail["timestamps"]
     seconds = (int(stamps["FINISHED"]) - int(stamps["RUNNING"])) / 1000
     rss = [x.rss for x in samples if x.rss is not None]

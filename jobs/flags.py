@@ -25,8 +25,12 @@ def duration(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def parser(name: str, description: str | None, output_topic: str) -> argparse.ArgumentParser:
-    """A parser with the flags all jobs take; jobs add their own on the result."""
+def parser(
+    name: str, description: str | None, output_topic: str, python_mode: str = "process"
+) -> argparse.ArgumentParser:
+    """A parser with the flags all jobs take; jobs add their own on the result. `python_mode`:
+    the job's own Python execution mode, used when neither the flag nor the configuration
+    (python.execution-mode, what the controller sets from spec.job.pythonExecutionMode) says."""
     p = argparse.ArgumentParser(prog=f"python -m jobs.{name}", description=description)
     p.add_argument("--bootstrap-servers", default="localhost:9092")
     p.add_argument("--group-id", default=name, help="consumer group (default: the job's name)")
@@ -63,8 +67,9 @@ def parser(name: str, description: str | None, output_topic: str) -> argparse.Ar
         help="where the job's Python functions run: a Python worker process fed over gRPC "
         "(process) or the TaskManager's JVM through PEMJA (thread: no serialisation, but one "
         "GIL for every slot of a TaskManager, and pandas functions still run in a process). "
-        "Default: python.execution-mode if configured, else process",
+        f"Default: python.execution-mode if configured, else {python_mode}",
     )
+    p.set_defaults(job_python_execution_mode=python_mode)
     p.add_argument(
         "--starting-offsets",
         choices=("committed", "earliest", "latest"),

@@ -41,6 +41,12 @@ def stream_env(
         settings["python.execution-mode"] = mode
     env = python_env(settings)
     configured = _configuration(env)
+    own = getattr(args, "job_python_execution_mode", "process")
+    if mode is None and "python.execution-mode" not in configured and own != "process":
+        # Neither the flag nor the submission chose: the job's own mode (chosen by measurement).
+        chosen = Configuration()
+        chosen.set_string("python.execution-mode", own)
+        env.configure(chosen)
     if args.parallelism is not None:
         env.set_parallelism(args.parallelism)
     elif "parallelism.default" not in configured:
@@ -75,7 +81,7 @@ def table_env(
     conf.set("table.optimizer.reuse-optimize-block-with-digest-enabled", "true")
     if args.parallelism is not None:
         conf.set("parallelism.default", str(args.parallelism))
-    mode = getattr(args, "python_execution_mode", None)
+    mode = _configuration(env).get("python.execution-mode")
     if mode is not None:
         conf.set("python.execution-mode", mode)
     return t_env
