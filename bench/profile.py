@@ -2,13 +2,15 @@
 of its busiest vertex, while it works through a backlog.
 
     .venv/bin/python -m bench.profile [--job attribution] [--events 200000] [--seconds 30]
+                                      [--python-execution-mode process|thread]
 
 Starts a throw-away stack on free ports (Flink's flame graphs on), produces the generated input,
 runs the job at parallelism 1 from the earliest offsets, and once records flow samples for
-`--seconds`: every Python worker of the TaskManagers with `py-spy record` (100 Hz), and the
+`--seconds`: with `py-spy record` (100 Hz) every Python worker of the TaskManagers (PROCESS
+mode) or the TaskManagers themselves, whose JVM embeds the interpreter (THREAD mode), and the
 job's busiest vertex through Flink's REST flame graph (on-CPU stacks of its task threads).
-Writes bench/results/profile-<job>.md (the top frames of each) and a py-spy flame graph per
-worker, profile-<job>-python-<pid>.svg.
+Writes bench/results/profile-<job>-<mode>.md (the top frames of each) and a py-spy flame graph
+per process, profile-<job>-<mode>-python-<pid>.svg.
 """
 
 from __future__ import annotations
@@ -115,7 +117,9 @@ def flame_graph(flink: FlinkClient, job_id: str, vertex: str, timeout: float) ->
     return {}
 
 
-def profile(job: str, events: int, seconds: float, functions: str, out: Path) -> str:
+def profile(
+    job: str, events: int, seconds: float, functions: str, out: Path, mode: str = "process"
+) -> str:
     with tempfile.TemporaryDirectory(prefix="eddyline-profile-") as state:
         settings = free_settings(Path(state), taskmanager_memory="3g", slots=4)
         control.up(settings)
@@ -134,17 +138,23 @@ def profile(job: str, events: int, seconds: float, functions: str, out: Path) ->
                     "--bootstrap-servers", bs, "--starting-offsets", "earliest",
                     "--group-id", "profile", "--output-topic", "profile-out",
                     "--late-topic", "profile-late", "--dead-letter-topic", "profile-dead",
-                    "--parallelism", "1", *inputs,
+                    "--parallelism", "1", "--python-execution-mode", mode, *inputs,
                 ])  # fmt: skip
                 _await_records(flink, job_id)
                 vertex, vertex_name = busiest_vertex(flink, job_id)
-                workers = python_workers(settings.state_dir)
+                # THREAD mode runs Python inside the TaskManager's JVM: py-spy samples the
+                # interpreter PEMJA embedded there.
+                workers = (
+                    python_workers(settings.state_dir)
+                    if mode == "process"
+                    else taskmanager_pids(settings.state_dir)
+                )
                 spies = [
                     _py_spy(pid, fmt, path, seconds)
                     for pid in workers
                     for fmt, path in (
                         ("raw", out / f"profile-{job}-{pid}.txt"),
-                        ("flamegraph", out / f"profile-{job}-python-{pid}.svg"),
+                        ("flamegraph", out / f"profile-{job}-{mode}-python-{pid}.svg"),
                     )
                 ]
                 graph = flame_graph(flink, job_id, vertex, timeout=seconds + 60)
@@ -153,12 +163,17 @@ def profile(job: str, events: int, seconds: float, functions: str, out: Path) ->
                 flink.cancel(job_id)
         finally:
             control.down(settings.state_dir)
-    lines = [f"# Profile of {job} ({functions} UDFs), {seconds:.0f} s while working a backlog", ""]
+    what = f"{functions} functions, " if job not in ORDER_JOBS else ""
+    lines = [
+        f"# Profile of {job} ({what}{mode.upper()} mode), {seconds:.0f} s while working a backlog",
+        "",
+    ]
     for pid in workers:
         raw = out / f"profile-{job}-{pid}.txt"
         own, total, samples = self_and_total(raw.read_text().splitlines())
         raw.unlink()
-        lines += [f"## Python worker {pid}: {samples} samples (py-spy, 100 Hz)", ""]
+        where = "Python worker" if mode == "process" else "TaskManager (embedded Python)"
+        lines += [f"## {where} {pid}: {samples} samples (py-spy, 100 Hz)", ""]
         lines += [*table("frame (self)", own, samples), ""]
         lines += [*table("frame (on the stack)", total, samples), ""]
     own, samples = flink_frames(graph)
@@ -198,12 +213,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--job", choices=("attribution", "sessions", "ledger"), default="attribution")
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--seconds", type=float, default=30.0)
-    p.add_argument("--functions", choices=("pandas", "python", "builtin"), default="pandas")
+    p.add_argument("--functions", choices=("pandas", "python", "builtin"), default="python")
+    p.add_argument("--python-execution-mode", choices=("process", "thread"), default="process")
     args = p.parse_args(argv)
     out = results_file.RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    report = profile(args.job, args.events, args.seconds, args.functions, out)
-    (out / f"profile-{args.job}.md").write_text(report + "\n")
+    mode = args.python_execution_mode
+    report = profile(args.job, args.events, args.seconds, args.functions, out, mode)
+    (out / f"profile-{args.job}-{mode}.md").write_text(report + "\n")
     print(report)
     return 0
 
