@@ -14,8 +14,9 @@ consumer notes when each record arrives. Then:
     first after the restart);
   - in place: the parallelism alternates 1 ↔ 2, which the controller applies through the
     adaptive scheduler (same job, restarted from its latest checkpoint): the same gap;
-  - by hand (the baseline): stop-with-savepoint through the REST API, poll until done, submit
-    from the savepoint at once — the least any tool can do — measured the same way.
+  - by hand (the baseline): the same upgrade (a new pipeline.name, parallelism 1) as
+    stop-with-savepoint through the REST API, poll until done, submit from the savepoint at
+    once — the least any tool can do — measured the same way.
 Adds to bench/results/latest.json: spec_change_to_action_s, savepoint_upgrade_downtime_s,
 manual_upgrade_downtime_s, controller_vs_manual_downtime_ratio, submit_to_running_s,
 inplace_rescale_downtime_s and inplace_vs_savepoint_rescale_ratio (medians).
@@ -245,13 +246,15 @@ def manual_upgrades(settings: StackSettings, upgrades: int, quiet: bool = False)
                 location = answer["operation"]["location"]
                 while flink.job(job_id)["state"] not in TERMINAL_STATES:
                     time.sleep(0.05)
+                # The controller's upgrade: the same job at the same parallelism, with a new
+                # pipeline.name (it once alternated the parallelism here, a different upgrade).
                 job_id = pyjobs.submit(
                     flink,
                     "jobs.smoke",
                     args,
-                    parallelism=2 if i % 2 == 0 else 1,
+                    parallelism=1,
                     savepoint_path=location,
-                    configuration={**conf, "parallelism.default": str(2 if i % 2 == 0 else 1)},
+                    configuration={**conf, "pipeline.name": f"{NAME}-manual-{i}"},
                 )
                 running = wait_flink_running(flink, job_id)
                 out.wait_after(running)
