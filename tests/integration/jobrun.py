@@ -8,8 +8,10 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from deploy import kafka_io, pyjobs
+from deploy.errors import FlinkError
 from deploy.flink_rest import TERMINAL_STATES, FlinkClient
 from deploy.generator import Message
 from tests.integration.stacks import RunningStack
@@ -110,10 +112,23 @@ class Job:
     def failure(self) -> str:
         return self.flink.failure(self.id)[:3000]
 
+    def _detail(self) -> dict[str, Any] | None:
+        """The job's details; None while the REST API answers 503 (with JobManager HA it does
+        so while a leader is elected, after a JobManager pod was replaced)."""
+        try:
+            return self.flink.job(self.id)
+        except FlinkError as e:
+            if e.status == 503:
+                return None
+            raise
+
     def wait_running(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            detail = self.flink.job(self.id)
+            detail = self._detail()
+            if detail is None:
+                time.sleep(0.5)
+                continue
             if detail["state"] in TERMINAL_STATES:
                 raise AssertionError(f"job ended {detail['state']}: {self.failure()}")
             if all(v["status"] == "RUNNING" for v in detail["vertices"]):
