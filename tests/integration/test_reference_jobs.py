@@ -192,10 +192,10 @@ def test_every_input_message_is_accounted_for(clickstream_run: dict[str, object]
 ORDERS = GeneratorConfig(seed=5, events=4_000, skus=40, duplicate=0.03, malformed=0.02)
 
 
-def _ledger_run(stack: RunningStack, topics: Topics, group: str, output: str) -> Job:
+def _ledger_run(stack: RunningStack, topics: Topics, group: str, output: str, *extra: str) -> Job:
     args = [
         *topics.common_args(stack), "--orders-topic", topics.orders, "--output-topic", output,
-        "--group-id", group, "--transactional-id-prefix", f"eddyline-test-{group}",
+        "--group-id", group, "--transactional-id-prefix", f"eddyline-test-{group}", *extra,
     ]  # fmt: skip
     return Job(stack, "jobs.ledger", args)
 
@@ -237,6 +237,49 @@ def test_ledger_applies_each_movement_exactly_once_in_partition_order(
     finally:
         second.cancel()
     assert canonical_values(replay) == canonical_values(records)
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_the_ledger_gives_the_oracles_output_in_either_python_execution_mode(
+    stack: RunningStack, mode: str
+) -> None:
+    """The keyed function's state calls go over Beam's state channel (process) or straight to
+    the JVM's state backend (thread, PEMJA): the same levels, in the same order, either way."""
+    topics = Topics.fresh("stock-levels")
+    kafka_io.create_topics(
+        stack.bootstrap_servers, {topics.orders: 2, topics.output: 2, topics.dead: 1}
+    )
+    produce(stack, orders(ORDERS), {"orders": topics.orders})
+    inputs = read_inputs(stack, topics.orders)
+    expected = oracles.ledger(inputs)
+    group = f"ledger-{mode}-{topics.run}"
+    embedded_before = _embedded_python_starts(stack)
+    job = _ledger_run(
+        stack, topics, group, topics.output, "--python-execution-mode", mode
+    )  # fmt: skip
+    try:
+        job.wait_running()
+        records = read_output(
+            stack, topics.output, sum(expected.output.values()), read_committed=True
+        )
+    finally:
+        job.cancel()
+    assert canonical_values(records) == expected.output
+    by_sku: dict[str, list[dict[str, object]]] = {}
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        value = json.loads(r.value)
+        by_sku.setdefault(value["sku"], []).append(value)
+    assert by_sku == oracles.ledger_by_sku(inputs)
+    # Flink logs each embedded (PEMJA) interpreter it starts: only THREAD mode starts one.
+    started = _embedded_python_starts(stack) - embedded_before
+    assert (started > 0) == (mode == "thread"), f"{started} embedded interpreters in {mode} mode"
+
+
+def _embedded_python_starts(stack: RunningStack) -> int:
+    logs = (stack.settings.state_dir / "logs").glob("taskmanager-*/*taskexecutor*.log")
+    return sum(
+        log.read_text(errors="replace").count("EmbeddedPythonEnvironmentManager") for log in logs
+    )
 
 
 def test_bounded_runs_without_late_events_are_deterministic_and_match_the_oracle(
