@@ -78,7 +78,8 @@ COPY --from=venv /opt/venv/ /opt/venv/
 COPY --from=venv /opt/eddyline/ /opt/eddyline/
 
 # Flink: the wheel's distribution as /opt/flink/dist (its scripts resolve the link), the Kafka
-# connector beside its lib/ jars, the default configuration for running the image on its own
+# connector beside its lib/ jars, flink-python in lib/ (PEMJA, THREAD mode's embedded Python, is
+# loaded once per TaskManager from there: the chart loads pemja parent-first), the default configuration for running the image on its own
 # (the chart mounts its own), and the folders Flink writes to.
 COPY --from=jars /jars/ /opt/venv/lib/python3.11/site-packages/pyflink/lib/
 COPY --from=jars /plugins/ /opt/venv/lib/python3.11/site-packages/pyflink/plugins/
@@ -87,6 +88,7 @@ RUN FLINK_DIST="$(python -c 'import os, pyflink; print(os.path.dirname(pyflink._
     && ls "$FLINK_DIST"/lib/flink-sql-connector-kafka-*.jar \
     && ls "$FLINK_DIST"/plugins/metrics-prometheus/*.jar \
     && ls "$FLINK_DIST"/plugins/s3-fs-hadoop/flink-s3-fs-hadoop-*.jar \
+    && cp "$FLINK_DIST"/opt/flink-python-*.jar "$FLINK_DIST"/lib/ \
     && mkdir -p /opt/flink/conf /opt/flink/log /opt/flink/tmp /opt/flink/state \
     && ln -s "$FLINK_DIST" /opt/flink/dist \
     && cp "$FLINK_DIST"/conf/config.yaml "$FLINK_DIST"/conf/log4j-console.properties /opt/flink/conf/ \

@@ -72,8 +72,13 @@ def write_configs(settings: StackSettings, store: objectstore.ObjectStore | None
 
 
 def _link_flink_lib(lib: Path) -> None:
-    """The cluster's lib/: the distribution's jars plus the connectors, as symlinks."""
+    """The cluster's lib/: the distribution's jars, flink-python and the connectors, as
+    symlinks. flink-python in lib/ (as Flink's docs set up PyFlink clusters) with pemja loaded
+    parent-first (flink-config.yaml.j2) loads PEMJA's native library once per TaskManager: loaded
+    by each job's own classloader, every THREAD-mode job after the first failed
+    (`NoSuchFieldException: loadedLibraryNames`, PEMJA's reload trick does not work on Java 17)."""
     wanted = {p.name: p for p in sorted((paths.flink_home() / "lib").glob("*.jar"))}
+    wanted[paths.flink_python_jar().name] = paths.flink_python_jar()
     wanted.update({p.name: p for p in paths.connector_jars()})
     for existing in lib.iterdir():
         if existing.name not in wanted or existing.resolve() != wanted[existing.name].resolve():

@@ -239,12 +239,17 @@ def test_ledger_applies_each_movement_exactly_once_in_partition_order(
     assert canonical_values(replay) == canonical_values(records)
 
 
-@pytest.mark.parametrize("mode", ["process", "thread"])
+@pytest.mark.parametrize(
+    "mode",
+    ["process", "thread", pytest.param("thread", id="thread-again-on-the-same-taskmanagers")],
+)
 def test_the_ledger_gives_the_oracles_output_in_either_python_execution_mode(
     stack: RunningStack, mode: str
 ) -> None:
     """The keyed function's state calls go over Beam's state channel (process) or straight to
-    the JVM's state backend (thread, PEMJA): the same levels, in the same order, either way."""
+    the JVM's state backend (thread, PEMJA): the same levels, in the same order, either way. The
+    second THREAD job on the same TaskManagers once failed (PEMJA's native library loaded by
+    each job's classloader: `NoSuchFieldException: loadedLibraryNames` on Java 17)."""
     topics = Topics.fresh("stock-levels")
     kafka_io.create_topics(
         stack.bootstrap_servers, {topics.orders: 2, topics.output: 2, topics.dead: 1}
