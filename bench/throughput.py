@@ -26,7 +26,6 @@ import os
 import signal
 import statistics
 import sys
-import sysconfig
 import tempfile
 import textwrap
 import time
@@ -46,7 +45,6 @@ from deploy.stack import components, control
 from deploy.stack import state as stack_state
 from deploy.stack.ephemeral import free_settings
 
-PROJECT = Path(__file__).resolve().parent.parent
 CLICK_TOPICS = {"views": "bench-views", "clicks": "bench-clicks"}
 ORDER_TOPICS = {"orders": "bench-orders"}
 THREAD = ["--python-execution-mode", "thread"]
@@ -478,11 +476,6 @@ def measure(
     orders = events if orders is None else orders
     with tempfile.TemporaryDirectory(prefix="eddyline-bench-") as state:
         settings = free_settings(Path(state), taskmanager_memory="3g", slots=4)
-        # THREAD mode runs Python inside the TaskManager's JVM, whose interpreter must find
-        # pemja and the jobs: the venv's site-packages and the project on its PYTHONPATH.
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            [*sysconfig.get_paths()["purelib"].split(os.pathsep), str(PROJECT)]
-        )
         control.up(settings)
         try:
             bs = settings.bootstrap_servers
@@ -499,6 +492,7 @@ def measure(
                 partitions=2,
             )
             runs: dict[str, list[Run]] = {f"{j}_{v}": [] for j, v, _ in VARIANTS}
+            failed: dict[str, str] = {}
             ceilings: dict[str, list[float]] = {CEILING_CLICKSTREAM: [], CEILING_ORDERS: []}
             topics_of = {
                 CEILING_CLICKSTREAM: list(CLICK_TOPICS.values()),
@@ -529,15 +523,23 @@ def measure(
                             continue
                         tag = f"{job}-{variant}-{r}"
                         total = orders if job in ORDER_JOBS else events
-                        run = run_variant(
-                            flink, bs, job, [*args, *(job_args or [])], tag, settings.state_dir,
-                            total,
-                        )  # fmt: skip
+                        try:
+                            run = run_variant(
+                                flink, bs, job, [*args, *(job_args or [])], tag,
+                                settings.state_dir, total,
+                            )  # fmt: skip
+                        except RuntimeError as e:
+                            # One variant failing (its cause named) leaves the others to run.
+                            failed[f"{job}_{variant}"] = str(e)
+                            print(f"{tag}: failed: {e}", flush=True)
+                            continue
                         runs[f"{job}_{variant}"].append(run)
                         print(f"{tag}: {describe(run, total)}", flush=True)
         finally:
             control.down(settings.state_dir)
     measured = figures(events, runs, ceilings, orders)
+    if failed:
+        measured["failed_variants"] = failed
     head: dict[str, Any] = {"events": events, "orders": orders, "skus": skus}
     if only:
         return {**head, **measured}
