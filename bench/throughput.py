@@ -4,13 +4,15 @@
 
 Starts a throw-away stack on free ports, produces the same generated input once, runs one job
 untimed (the first job on a fresh stack carries its warm-up), then runs each variant as a bounded
-job from the earliest offsets (parallelism 1) and times it from RUNNING to FINISHED as Flink
-reports it. Variants, in one run on the same data and machine:
-  attribution and sessions with vectorised pandas UDFs (the jobs as shipped), with row-at-a-time
-  Python UDFs, and with built-in SQL functions only (the pure-SQL baseline); Nexmark-style q8
-  and q11 on the clickstream topics in plain Flink SQL (jobs/nexmark.py), also per core of
-  TaskManager CPU against the published Nexmark figures; the ledger exactly-once and
-  at-least-once.
+job from the earliest offsets (parallelism 1): its steady state (the records between 10 % and
+90 % of the input, from its consumer group's committed offsets) and its time from RUNNING to
+FINISHED as Flink reports it. Variants, in one run on the same data and machine:
+  attribution and sessions as shipped (one row-at-a-time Python call per message), with the
+  rules as vectorised pandas UDFs, in THREAD mode, and with built-in SQL functions only (the
+  pure-SQL baseline); Nexmark-style q8 and q11 on the clickstream topics in plain Flink SQL
+  (jobs/nexmark.py), also per core of TaskManager CPU against the published Nexmark figures; the
+  ledger as shipped (THREAD mode) exactly-once and at-least-once, and exactly-once in PROCESS
+  mode. A variant that fails is reported with its cause and the others still run.
 The ceiling: one confluent-kafka consumer in this process reading the same topics from the
 beginning to the end offsets taken at its start, as fast as it can (the clickstream topics, and
 the orders topic for the ledger).
