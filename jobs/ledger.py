@@ -6,7 +6,7 @@ in keyed state with a TTL (`--dedup-ttl`, 7 days) long enough for any redelivery
 `stock-levels` through Flink's Kafka sink with Kafka transactions (`--delivery exactly-once`, the
 default; read it with isolation.level=read_committed) or at-least-once for comparison.
 Malformed messages go to `dead-letter`. Reading and checking is Flink SQL; the ledger logic is a
-Python keyed function, run in THREAD mode unless told otherwise (`--python-execution-mode`).
+Python keyed function (`--python-execution-mode thread` runs it inside the TaskManager's JVM).
 
     python -m jobs.ledger --bootstrap-servers localhost:9092 --state-backend rocksdb
 """
@@ -80,10 +80,10 @@ class Ledger(KeyedProcessFunction):  # type: ignore[misc]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    # THREAD by measurement: the keyed function's four state calls per record go straight to
-    # the JVM's state backend instead of over Beam's state channel (bench.throughput on
-    # 2026-12-03: 6,773 against 1,572 movements/s, exactly-once).
-    p = flags.parser("ledger", __doc__, output_topic="stock-levels", python_mode="thread")
+    # PROCESS, though THREAD measured 4.3x faster on the local stack (bench.throughput,
+    # 2026-12-03: 6,773 against 1,572 movements/s exactly-once): in the image, THREAD mode fails
+    # to load libpython (PEMJA: NoSuchFieldException loadedLibraryNames), not yet diagnosed.
+    p = flags.parser("ledger", __doc__, output_topic="stock-levels")
     p.add_argument("--orders-topic", default="orders")
     p.add_argument("--state-backend", choices=("hashmap", "rocksdb"), default="hashmap")
     p.add_argument("--delivery", choices=("exactly-once", "at-least-once"), default="exactly-once")
