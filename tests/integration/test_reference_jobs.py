@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -220,12 +221,9 @@ def test_ledger_applies_each_movement_exactly_once_in_partition_order(
         first.cancel()
     assert canonical_values(records) == expected.output
     # Per SKU, the levels come in the order of the SKU's partition: the running sums.
-    by_sku: dict[str, list[dict[str, object]]] = {}
-    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
-        value = json.loads(r.value)
-        assert r.key == value["sku"].encode()
-        by_sku.setdefault(value["sku"], []).append(value)
-    assert by_sku == oracles.ledger_by_sku(inputs)
+    for r in records:
+        assert r.key == json.loads(r.value)["sku"].encode()
+    assert _levels_by_sku(records) == oracles.ledger_by_sku(inputs)
     dead = read_output(stack, topics.dead, expected.counts["dead_lettered"])
     assert dead_letter_origins(dead) == expected.dead
     assert expected.counts["filtered"] == round(ORDERS.duplicate * ORDERS.events)
@@ -270,14 +268,19 @@ def test_the_ledger_gives_the_oracles_output_in_either_python_execution_mode(
     finally:
         job.cancel()
     assert canonical_values(records) == expected.output
+    assert _levels_by_sku(records) == oracles.ledger_by_sku(inputs)
+    # Flink logs each embedded (PEMJA) interpreter it starts: only THREAD mode starts one.
+    started = _embedded_python_starts(stack) - embedded_before
+    assert (started > 0) == (mode == "thread"), f"{started} embedded interpreters in {mode} mode"
+
+
+def _levels_by_sku(records: list[Any]) -> dict[str, list[dict[str, object]]]:
+    """The output values per SKU, in the order of their partition."""
     by_sku: dict[str, list[dict[str, object]]] = {}
     for r in sorted(records, key=lambda r: (r.partition, r.offset)):
         value = json.loads(r.value)
         by_sku.setdefault(value["sku"], []).append(value)
-    assert by_sku == oracles.ledger_by_sku(inputs)
-    # Flink logs each embedded (PEMJA) interpreter it starts: only THREAD mode starts one.
-    started = _embedded_python_starts(stack) - embedded_before
-    assert (started > 0) == (mode == "thread"), f"{started} embedded interpreters in {mode} mode"
+    return by_sku
 
 
 def _embedded_python_starts(stack: RunningStack) -> int:
