@@ -76,7 +76,7 @@ $(JVM)/.resolved: deploy/jvm/pom.xml
 ## demo: set up, start the local stack, run the main job and verify its output
 demo: setup
 	$(VENV)/bin/eddyline up
-	$(PY) -m deploy.demo
+	$(PY) -m deploy.cli.demo
 
 ## test: set up, lint, type-check and run the whole suite against a real stack
 test: setup monitoring-tools check kube-tools image
@@ -87,6 +87,7 @@ check: lint typecheck
 lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck:
 	$(VENV)/bin/mypy

@@ -36,10 +36,11 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from bench import harness, results_file
-from deploy import generator, kafka_io
+from deploy import kafka_io
+from deploy.datagen import generator
+from deploy.local.stack import control
+from deploy.local.stack.ephemeral import free_settings
 from deploy.spec import FlinkJob, parse
-from deploy.stack import control
-from deploy.stack.ephemeral import free_settings
 
 TOPIC, OUT = "bench-as-in", "bench-as-out"
 GROUP = "bench-autoscaled"

@@ -40,12 +40,14 @@ from typing import Any
 from confluent_kafka import Consumer
 
 from bench import harness, results_file
-from deploy import kafka_io, pyjobs
-from deploy.flink_rest import TERMINAL_STATES, FlinkClient
+from deploy import kafka_io
+from deploy.flink import pyjobs
+from deploy.flink.rest import FlinkClient
+from deploy.flink.states import TERMINAL_STATES
+from deploy.local.stack import control
+from deploy.local.stack.ephemeral import free_settings
 from deploy.settings import StackSettings
 from deploy.spec import FlinkJob, FlinkJobSpec, parse
-from deploy.stack import control
-from deploy.stack.ephemeral import free_settings
 
 IN, OUT, MANUAL_OUT = "bench-ctl-in", "bench-ctl-out", "bench-ctl-manual-out"
 NAME = "bench-smoke"

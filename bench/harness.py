@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from deploy.local.store import SqliteStore
 from deploy.settings import StackSettings
 from deploy.spec import FlinkJob, Lifecycle
-from deploy.store import SqliteStore
 
 
 @contextmanager

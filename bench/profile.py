@@ -30,10 +30,11 @@ import psutil
 
 from bench import results_file
 from bench.throughput import CLICK_TOPICS, ORDER_JOBS, ORDER_TOPICS, taskmanager_pids
-from deploy import generator, loadgen, pyjobs
-from deploy.flink_rest import FlinkClient
-from deploy.stack import control
-from deploy.stack.ephemeral import free_settings
+from deploy.datagen import generator, loadgen
+from deploy.flink import pyjobs
+from deploy.flink.rest import FlinkClient
+from deploy.local.stack import control
+from deploy.local.stack.ephemeral import free_settings
 
 TOP = 15
 

@@ -35,13 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import results_file
-from deploy import kafka_io, pyjobs
+from deploy import kafka_io
+from deploy.datagen.generator import GeneratorConfig, orders
 from deploy.errors import FlinkError
-from deploy.flink_rest import TERMINAL_STATES, FlinkClient
-from deploy.generator import GeneratorConfig, orders
+from deploy.flink import pyjobs
+from deploy.flink.rest import FlinkClient
+from deploy.flink.states import TERMINAL_STATES
+from deploy.local.stack import control
+from deploy.local.stack.ephemeral import free_settings
 from deploy.settings import StackSettings
-from deploy.stack import control
-from deploy.stack.ephemeral import free_settings
 
 ORDERS = "bench-state-orders"
 STORAGES = ("local", "s3")

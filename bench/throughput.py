@@ -40,12 +40,15 @@ import psutil
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from bench import results_file
-from deploy import generator, kafka_io, loadgen, pyjobs
+from deploy import kafka_io
+from deploy.datagen import generator, loadgen
 from deploy.errors import EddylineError
-from deploy.flink_rest import TERMINAL_STATES, FlinkClient
-from deploy.stack import components, control
-from deploy.stack import state as stack_state
-from deploy.stack.ephemeral import free_settings
+from deploy.flink import pyjobs
+from deploy.flink.rest import FlinkClient
+from deploy.flink.states import TERMINAL_STATES
+from deploy.local.stack import components, control
+from deploy.local.stack import state as stack_state
+from deploy.local.stack.ephemeral import free_settings
 
 CLICK_TOPICS = {"views": "bench-views", "clicks": "bench-clicks"}
 ORDER_TOPICS = {"orders": "bench-orders"}

@@ -69,7 +69,7 @@ def _check_entry(entry: str) -> str:
     """A module under jobs/ (`jobs.ledger`) or a relative `.py` path; never `..` or absolute.
 
     Where a file really resolves (symlinks) is checked against the allowed folders at submit
-    time, by `deploy.entries`, because only the machine that runs it can tell.
+    time, by `deploy.flink.entries`, because only the machine that runs it can tell.
     """
     if entry.endswith(".py"):
         path = PurePosixPath(entry)

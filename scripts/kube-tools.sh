@@ -4,7 +4,7 @@
 #   kubelet, kube-proxy (the real node of `make cluster-up`)                  (scripts/kube-build:
 #       a wrapper module pinning k8s.io/kubernetes + go.etcd.io/etcd/server/v3, go.sum committed)
 #   kwok, helm                                                               (go install pkg@version)
-#   versitygw (S3-compatible server, POSIX backend: deploy/objectstore.py)   (go install pkg@version)
+#   versitygw (S3-compatible server, POSIX backend: deploy/local/objectstore.py)   (go install pkg@version)
 #   coredns (cluster DNS, no forwarding), pause (the pod sandbox)             (scripts/cluster-build)
 # into ${EDDYLINE_KUBE_BIN:-~/.cache/eddyline/bin}. A binary already in $KUBEBUILDER_ASSETS or on PATH
 # is linked there instead of built (EDDYLINE_KUBE_FROM_PATH=0 builds everything).

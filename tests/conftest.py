@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from deploy.errors import EddylineError
-from deploy.stack import control
+from deploy.local.stack import control
 from tests.integration.stacks import RunningStack, free_settings
 
 

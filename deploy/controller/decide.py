@@ -27,6 +27,7 @@ from deploy.controller.model import (
     TriggerObservation,
     TriggerSavepoint,
 )
+from deploy.controller.store import SAVEPOINT_ON_DELETE
 from deploy.spec import (
     Condition,
     Event,
@@ -40,7 +41,6 @@ from deploy.spec import (
     UpgradeMode,
     milliseconds,
 )
-from deploy.store import SAVEPOINT_ON_DELETE
 
 STABLE_AFTER_MS = 30_000  # RUNNING this long without a restart → STABLE
 MAX_EVENTS = 30

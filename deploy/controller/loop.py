@@ -25,9 +25,9 @@ from deploy.controller.capacity import SlotProvider, slots_wanted
 from deploy.controller.decide import action_failed, decide
 from deploy.controller.metrics import ControllerMetrics
 from deploy.controller.model import Action, Forget, Observation
+from deploy.controller.store import JobStore
 from deploy.errors import EddylineError
 from deploy.spec import FlinkJob, JobStatus
-from deploy.store import JobStore
 
 log = logging.getLogger("eddyline.controller")
 FAST_INTERVAL = 0.2

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from deploy.controller.autoscale import Sample
-from deploy.flink_rest import TERMINAL_STATES
+from deploy.flink.states import TERMINAL_STATES
 from deploy.spec import FlinkJobSpec
 
 

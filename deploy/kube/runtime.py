@@ -33,7 +33,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from deploy.controller.flink import FlinkRuntime
 from deploy.controller.model import (
     Action,
     Cancel,
@@ -44,11 +43,12 @@ from deploy.controller.model import (
     TriggerSavepoint,
 )
 from deploy.errors import EddylineError, FlinkError
-from deploy.flink_rest import FlinkClient
+from deploy.flink import health as flink_health
+from deploy.flink.rest import FlinkClient
+from deploy.flink.runtime import FlinkRuntime
 from deploy.kube.api import KubeApi
 from deploy.kube.events import EventRecorder
 from deploy.spec import FlinkJob
-from deploy.stack import health
 
 log = logging.getLogger("eddyline.kube.runtime")
 REPLICAS_CACHE_S = 10.0
@@ -122,7 +122,7 @@ def removable(
     idle: set[str] = set()
     busy: set[str] = set()
     for tm in taskmanagers:
-        (idle if health.idle(tm) else busy).add(str(tm.get("id") or ""))
+        (idle if flink_health.idle(tm) else busy).add(str(tm.get("id") or ""))
     registered = idle | busy
     live = sorted((p for p in pods if not p.deleting), key=lambda p: (p.created, p.name))
     orphans = [p.name for p in live if p.name not in registered and now - p.created >= min_age]

@@ -1,4 +1,4 @@
-"""FlinkJob custom resources as the controller's store (the `JobStore` of deploy/store.py).
+"""FlinkJob custom resources as the controller's store (the `JobStore` of deploy/local/store.py).
 
 - **Spec** is written by users (`kubectl apply`, `eddyline submit --kube`); the API server bumps
   `metadata.generation` when it changes, exactly what SqliteStore does locally.
@@ -31,12 +31,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from deploy.controller.store import SAVEPOINT_ON_DELETE
 from deploy.errors import ControllerError, SpecError
 from deploy.kube.api import GROUP, KIND, VERSION, Doc, KubeApi, KubeError
 from deploy.kube.events import EventRecorder
 from deploy.kube.watch import JobCache
 from deploy.spec import FlinkJob, FlinkJobSpec, JobStatus, problems
-from deploy.store import SAVEPOINT_ON_DELETE
 
 log = logging.getLogger("eddyline.kube.store")
 

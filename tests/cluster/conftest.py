@@ -25,9 +25,9 @@ from deploy.errors import EddylineError
 from deploy.localkube import host, node
 from deploy.localkube.__main__ import image_archive, image_ref
 from deploy.localkube.layout import BIN_DIR, GATEWAY, NODE_NAME, Layout
-from deploy.objectstore import ObjectStore, ObjectStoreServer
+from deploy.local.objectstore import ObjectStore, ObjectStoreServer
 from deploy.settings import StackSettings
-from deploy.stack import control, ports
+from deploy.local.stack import control, ports
 from tests.integration.stacks import RunningStack, free_settings
 from tests.k8s.chart import CHART, RELEASE
 from tests.k8s.envtest import Kube

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from deploy.flink_rest import FlinkClient
+from deploy.flink.rest import FlinkClient
 from tests.cluster.conftest import Release
 from tests.integration.cli import eddyline
 from tests.integration.jobrun import Job

@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from deploy import kafka_io
-from deploy.generator import GeneratorConfig, clickstream, orders
+from deploy.datagen.generator import GeneratorConfig, clickstream, orders
 from deploy.localkube import host
 from deploy.localkube.__main__ import image_ref
 from deploy.localkube.layout import NODE_NAME

@@ -23,8 +23,8 @@ from typing import Any
 
 from deploy import kafka_io
 from deploy.errors import EddylineError
-from deploy.flink_rest import FlinkClient
-from deploy.generator import GeneratorConfig, orders
+from deploy.flink.rest import FlinkClient
+from deploy.datagen.generator import GeneratorConfig, orders
 from deploy.localkube.__main__ import image_ref
 from tests.cluster.conftest import S3_SECRET, VALUES, Release
 from tests.cluster.jobs import describe, kube_args, submit, wait_running

@@ -10,10 +10,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from deploy import kafka_io, pyjobs
+from deploy import kafka_io
+from deploy.datagen.generator import Message
 from deploy.errors import FlinkError
-from deploy.flink_rest import TERMINAL_STATES, FlinkClient
-from deploy.generator import Message
+from deploy.flink import pyjobs
+from deploy.flink.rest import FlinkClient
+from deploy.flink.states import TERMINAL_STATES
 from tests.integration.stacks import RunningStack
 from tests.oracles import InputRecord, canonical
 

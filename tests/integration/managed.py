@@ -16,13 +16,14 @@ from typing import Any
 import yaml
 
 from deploy import paths
-from deploy.cli_jobs import JOB_DIRS_ENV
+from deploy.cli.jobs import JOB_DIRS_ENV
 from deploy.errors import FlinkError
-from deploy.flink_rest import TERMINAL_STATES, FlinkClient
+from deploy.flink.rest import FlinkClient
+from deploy.flink.states import TERMINAL_STATES
+from deploy.local.stack.ports import free_port
+from deploy.local.store import SqliteStore
 from deploy.settings import StackSettings
 from deploy.spec import FlinkJob
-from deploy.stack.ports import free_port
-from deploy.store import SqliteStore
 from tests.integration.cli import EDDYLINE, eddyline
 from tests.integration.stacks import RunningStack
 

@@ -22,11 +22,12 @@ from typing import Any
 import httpx
 import yaml
 
-from deploy import generator, kafka_io, paths
-from deploy.flink_rest import FlinkClient
-from deploy.loadgen import Pacer
+from deploy import kafka_io, paths
+from deploy.datagen import generator
+from deploy.datagen.loadgen import Pacer
+from deploy.flink.rest import FlinkClient
+from deploy.local.store import SqliteStore
 from deploy.spec import FlinkJob
-from deploy.store import SqliteStore
 from tests.integration.cli import eddyline
 from tests.integration.stacks import RunningStack
 

@@ -19,7 +19,7 @@ import httpx
 import yaml
 
 from deploy import paths
-from deploy.stack import ports
+from deploy.local.stack import ports
 
 BINARY_ENV = "EDDYLINE_PROMETHEUS"
 SCRAPE_INTERVAL_S = 1

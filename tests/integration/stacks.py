@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deploy.local.stack.ephemeral import free_settings
+from deploy.local.stack.state import StackState
 from deploy.settings import StackSettings
-from deploy.stack.ephemeral import free_settings
-from deploy.stack.state import StackState
 
 __all__ = ["RunningStack", "free_settings"]
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from deploy import kafka_io
-from deploy.generator import GeneratorConfig, orders
+from deploy.datagen.generator import GeneratorConfig, orders
 from deploy.spec import FlinkJob
 from tests import oracles
 from tests.integration.jobrun import Topics, canonical_values, produce, read_inputs, read_output

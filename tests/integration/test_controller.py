@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from deploy import kafka_io
-from deploy.generator import GeneratorConfig, Message, orders
+from deploy.datagen.generator import GeneratorConfig, Message, orders
 from deploy.spec import FlinkJob, Lifecycle
 from tests import oracles
 from tests.integration.jobrun import Topics, canonical_values, produce, read_inputs, read_output

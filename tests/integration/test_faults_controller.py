@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from deploy import kafka_io
-from deploy.generator import GeneratorConfig, Message, orders
+from deploy.datagen.generator import GeneratorConfig, Message, orders
 from tests import figures, oracles
 from tests.integration.jobrun import Topics, canonical_values, produce, read_inputs, read_output
 from tests.integration.managed import Managed, flinkjob

@@ -24,12 +24,13 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from deploy import kafka_io
+from deploy.datagen.generator import GeneratorConfig, orders
 from deploy.errors import FlinkError
-from deploy.flink_rest import FlinkClient
-from deploy.generator import GeneratorConfig, orders
-from deploy.stack import health, processes, state
-from deploy.stack.components import JOBMANAGER, KAFKA
-from deploy.stack.components import TASKMANAGER as TASKMANAGER_KIND
+from deploy.flink import health as flink_health
+from deploy.flink.rest import FlinkClient
+from deploy.local.stack import health, processes, state
+from deploy.local.stack.components import JOBMANAGER, KAFKA
+from deploy.local.stack.components import TASKMANAGER as TASKMANAGER_KIND
 from tests import figures, oracles
 from tests.integration.jobrun import Topics, produce, read_inputs, read_output
 from tests.integration.managed import Managed, flinkjob
@@ -99,7 +100,7 @@ def kill(stack: RunningStack, name: str) -> state.ComponentState:
     return c
 
 
-# What the supervisor logs when it lets an extra TaskManager go (deploy/stack/supervisor.py).
+# What the supervisor logs when it lets an extra TaskManager go (deploy/local/stack/supervisor.py).
 LET_GO = "stopped {name}: idle and no longer wanted"
 
 
@@ -138,7 +139,7 @@ def let_go(stack: RunningStack, killed: state.ComponentState) -> None:
     for c in left:
         assert processes.alive(c.pid), f"{c.name} is not running"
     names, deadline = {c.name for c in left}, time.monotonic() + 120
-    while not names <= (health.flink_taskmanagers(stack.flink_url) or set()):
+    while not names <= (flink_health.flink_taskmanagers(stack.flink_url) or set()):
         assert time.monotonic() < deadline, f"{sorted(names)} not all registered with Flink"
         time.sleep(1)
 
@@ -146,7 +147,7 @@ def let_go(stack: RunningStack, killed: state.ComponentState) -> None:
 def _answers(stack: RunningStack, name: str) -> bool:
     if name == KAFKA:
         return health.kafka_answers(stack.bootstrap_servers)
-    registered = health.flink_taskmanagers(stack.flink_url)
+    registered = flink_health.flink_taskmanagers(stack.flink_url)
     if registered is None:
         return False
     return name == JOBMANAGER or name in registered

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from deploy import kafka_io
-from deploy.generator import GeneratorConfig, Message, orders
+from deploy.datagen.generator import GeneratorConfig, Message, orders
 from deploy.spec import FlinkJob
 from tests import figures, oracles
 from tests.faultproxy import FaultProxy, Faults

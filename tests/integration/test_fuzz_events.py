@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from deploy import kafka_io
-from deploy.generator import GeneratorConfig, Message, clickstream, orders
+from deploy.datagen.generator import GeneratorConfig, Message, clickstream, orders
 from tests import figures, oracles
 from tests.integration.jobrun import (
     Job,

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import psutil
 
-from deploy import kafka_io, pyjobs
-from deploy.flink_rest import FlinkClient
-from deploy.stack import state
+from deploy import kafka_io
+from deploy.flink import pyjobs
+from deploy.flink.rest import FlinkClient
+from deploy.local.stack import state
 from tests.integration.stacks import RunningStack
 
 

@@ -18,8 +18,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploy import paths
+from deploy.local.store import SqliteStore
 from deploy.spec import FlinkJob
-from deploy.store import SqliteStore
 from tests import metric_families as families
 from tests.integration import monitored, prometheus
 from tests.integration.cli import eddyline

@@ -1,5 +1,5 @@
 """The object store Flink keeps checkpoints and savepoints in: a real versitygw (POSIX backend)
-started by deploy.objectstore, spoken to with boto3. No mocks. The binary comes from
+started by deploy.local.objectstore, spoken to with boto3. No mocks. The binary comes from
 scripts/kube-tools.sh (`make kube-tools`); without it these tests fail saying so."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from deploy.errors import ComponentStartError, MissingToolError
-from deploy.objectstore import ObjectStore, ObjectStoreServer, binary
-from deploy.stack.ports import free_port
+from deploy.local.objectstore import ObjectStore, ObjectStoreServer, binary
+from deploy.local.stack.ports import free_port
 
 MB = 1024 * 1024
 
@@ -205,7 +205,7 @@ def test_a_taken_port_fails_the_start_naming_the_log(tmp_path: Path) -> None:
 
 def test_the_cli_prints_json_and_stops_on_sigint(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    argv = [sys.executable, "-m", "deploy.objectstore", "run", "--root", str(root)]
+    argv = [sys.executable, "-m", "deploy.local.objectstore", "run", "--root", str(root)]
     with subprocess.Popen(
         [*argv, "--bucket", "ckpts", "-o", "json"],
         stdout=subprocess.PIPE,

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from deploy import kafka_io
-from deploy.generator import GeneratorConfig, clickstream, orders
+from deploy.datagen.generator import GeneratorConfig, clickstream, orders
 from tests import oracles
 from tests.integration.jobrun import (
     Job,

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from deploy import kafka_io
+from deploy.datagen.generator import GeneratorConfig, orders
 from deploy.errors import EddylineError
-from deploy.generator import GeneratorConfig, orders
+from deploy.local.stack import control
+from deploy.local.stack import state as stack_state
+from deploy.local.stack.elastic import IDLE_GRACE_S
 from deploy.spec import FlinkJob
-from deploy.stack import control
-from deploy.stack import state as stack_state
-from deploy.stack.elastic import IDLE_GRACE_S
 from tests import oracles
 from tests.integration.jobrun import Topics, canonical_values, produce, read_inputs, read_output
 from tests.integration.managed import Managed, flinkjob

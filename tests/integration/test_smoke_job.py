@@ -14,9 +14,11 @@ from collections import Counter
 
 import pytest
 
-from deploy import kafka_io, pyjobs
+from deploy import kafka_io
 from deploy.errors import FlinkError
-from deploy.flink_rest import TERMINAL_STATES, FlinkClient
+from deploy.flink import pyjobs
+from deploy.flink.rest import FlinkClient
+from deploy.flink.states import TERMINAL_STATES
 from tests.integration.stacks import RunningStack
 
 GOOD = 500

@@ -11,8 +11,8 @@ import httpx
 import yaml
 
 from deploy import kafka_io
-from deploy.flink_rest import FlinkClient
-from deploy.stack import control
+from deploy.flink.rest import FlinkClient
+from deploy.local.stack import control
 from tests.integration.cli import eddyline
 from tests.integration.stacks import RunningStack
 

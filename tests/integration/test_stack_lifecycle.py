@@ -14,8 +14,8 @@ import psutil
 import pytest
 
 from deploy.errors import EddylineError, StackError
+from deploy.local.stack import control, ports, processes, state
 from deploy.settings import StackSettings
-from deploy.stack import control, ports, processes, state
 from tests.integration.cli import eddyline
 from tests.integration.stacks import free_settings
 

@@ -18,9 +18,9 @@ import psutil
 import pytest
 
 from deploy.errors import EddylineError, MissingToolError
-from deploy.objectstore import ObjectStore, binary
+from deploy.local.objectstore import ObjectStore, binary
+from deploy.local.stack import control, ports, processes, s3state, state
 from deploy.settings import STATE_BUCKET
-from deploy.stack import control, ports, processes, s3state, state
 from tests.integration.cli import eddyline
 from tests.integration.managed import Managed
 from tests.integration.stacks import RunningStack, free_settings

@@ -1,4 +1,4 @@
-"""deploy.statecheck against a real S3 server (versitygw): the JobManager pod's check that its
+"""deploy.kube.statecheck against a real S3 server (versitygw): the JobManager pod's check that its
 state location can be written, read and deleted, naming the location and the store's answer
 when it cannot."""
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.objectstore import ObjectStore, ObjectStoreServer
-from deploy.stack.ports import free_port
-from deploy.statecheck import StateCheckError, check, split_uri
+from deploy.kube.statecheck import StateCheckError, check, split_uri
+from deploy.local.objectstore import ObjectStore, ObjectStoreServer
+from deploy.local.stack.ports import free_port
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def run_check(
         "AWS_SECRET_ACCESS_KEY": secret or store.secret_key,
     }
     return subprocess.run(
-        [sys.executable, "-m", "deploy.statecheck", uri, "--endpoint", store.endpoint,
+        [sys.executable, "-m", "deploy.kube.statecheck", uri, "--endpoint", store.endpoint,
          "--region", store.region, "--path-style", "--attempts", "1"],
         capture_output=True, text=True, timeout=60, env=env, check=False,
         cwd=Path(__file__).resolve().parents[2],

@@ -740,7 +740,7 @@ def test_the_jobmanager_checks_its_bucket_before_flink_starts() -> None:
     m = Manifests(render(VALUES / "small.yaml"))
     pod = m.get("Deployment", JM)["spec"]["template"]["spec"]
     [init] = pod["initContainers"]
-    assert init["command"] == ["python", "-m", "deploy.statecheck"]
+    assert init["command"] == ["python", "-m", "deploy.kube.statecheck"]
     assert init["args"] == [
         "s3://flink/streaming/eddyline",
         "--endpoint=http://s3.storage.svc:9000",

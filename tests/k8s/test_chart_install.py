@@ -23,7 +23,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from deploy import crd, paths, spec
+from deploy import paths, spec
+
+from deploy.kube import crd
 from deploy.kube.rbac import CONTROLLER_RULES
 from tests.faultproxy import FaultProxy
 from tests.integration.cli import EDDYLINE, stop_like_ctrl_c

@@ -26,10 +26,13 @@ import pytest
 import yaml
 from kubernetes import client
 
-from deploy import crd, kafka_io, paths
+from deploy import kafka_io, paths
+
+from deploy.kube import crd
 from deploy.errors import FlinkError
-from deploy.flink_rest import TERMINAL_STATES, FlinkClient
-from deploy.kube import cli as kube_cli
+from deploy.flink.rest import FlinkClient
+from deploy.flink.states import TERMINAL_STATES
+from deploy.kube import wiring as kube_wiring
 from deploy.kube import client as kube_client
 from deploy.kube.api import KubeError, RestApi
 from deploy.kube.client import KubeTarget, connect
@@ -37,7 +40,7 @@ from deploy.kube.controller import KubeController
 from deploy.kube.rbac import CONTROLLER_RULES
 from deploy.kube.store import FINALIZER, KubeStore, lease_name, to_job
 from deploy.spec import FlinkJob, JobStatus, Lifecycle, parse
-from deploy.store import SAVEPOINT_ON_DELETE
+from deploy.controller.store import SAVEPOINT_ON_DELETE
 from tests.integration.cli import eddyline
 from tests.integration.jobrun import Topics
 from tests.integration.managed import flinkjob
@@ -57,7 +60,7 @@ ARTIFACTS = paths.PROJECT_ROOT / "test-artifacts" / "k8s"
 
 @pytest.fixture(scope="module")
 def flinkjob_crd(kube: Kube) -> None:
-    """The CRD the chart ships (generated from the model by deploy/crd.py), established."""
+    """The CRD the chart ships (generated from the model by deploy/kube/crd.py), established."""
     kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(crd.crd()))
     kube.kubectl_run(
         "wait", "--for", "condition=Established", f"crd/{crd.CRD_NAME}", "--timeout=60s"
@@ -229,7 +232,7 @@ def controller(cluster: Cluster, in_cluster: KubeTarget) -> Iterator[KubeControl
     """The Kubernetes-mode controller, in-cluster, in this process, until the test ends; then
     every FlinkJob of the namespace is deleted through it and any Flink job left is cancelled."""
     handler = _controller_log(cluster.log)
-    options = kube_cli.ControllerOptions(
+    options = kube_wiring.ControllerOptions(
         target=in_cluster,
         flink_url=cluster.stack.flink_url,
         bootstrap_servers=cluster.stack.bootstrap_servers,
@@ -244,7 +247,7 @@ def controller(cluster: Cluster, in_cluster: KubeTarget) -> Iterator[KubeControl
         taskmanager_scale_down_delay=SCALE_DOWN_DELAY_S,
     )
     flink = FlinkClient(cluster.stack.flink_url)
-    ctl = kube_cli.build(options, flink)
+    ctl = kube_wiring.build(options, flink)
     assert ctl.kube.namespace == cluster.namespace  # from the service account's namespace file
     cluster.controller = ctl
     stop = threading.Event()

@@ -7,7 +7,7 @@ import json
 import pytest
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
-from deploy.generator import GeneratorConfig, clickstream
+from deploy.datagen.generator import GeneratorConfig, clickstream
 from jobs import sql
 from udfs.bots import is_bot
 from udfs.pages import normalize_page

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from deploy.cli import app
-from deploy.cli_common import table_width
+from deploy.cli.app import app
+from deploy.cli.common import table_width
+from deploy.controller.store import SAVEPOINT_ON_DELETE
+from deploy.local.store import SqliteStore
 from deploy.settings import StackSettings
-from deploy.store import SAVEPOINT_ON_DELETE, SqliteStore
 
 runner = CliRunner()
 GOOD = """\
@@ -70,10 +71,10 @@ def test_an_invalid_spec_is_refused_with_every_problem_and_nothing_is_stored(
 
 def test_an_entry_outside_the_allowed_folders_is_refused(state: Path, tmp_path: Path) -> None:
     spec = tmp_path / "job.yaml"
-    spec.write_text(GOOD.replace("entry: jobs.ledger", "entry: deploy/cli.py"))
+    spec.write_text(GOOD.replace("entry: jobs.ledger", "entry: deploy/cli/app.py"))
     code, _, err = run(state, "submit", str(spec))
     assert code == 2
-    assert "spec.job.entry: 'deploy/cli.py' resolves to" in err
+    assert "spec.job.entry: 'deploy/cli/app.py' resolves to" in err
     assert "outside the allowed folders" in err
     assert store(state).list() == []
 

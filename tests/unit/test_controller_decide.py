@@ -28,8 +28,8 @@ from deploy.controller.model import (
     TriggerObservation,
     TriggerSavepoint,
 )
+from deploy.controller.store import SAVEPOINT_ON_DELETE
 from deploy.spec import FlinkJob, JobStatus, Lifecycle, Operation, SavepointInfo, parse
-from deploy.store import SAVEPOINT_ON_DELETE
 
 T0 = 1_800_000_000_000
 SP = "file:/state/savepoints/savepoint-1"

@@ -28,8 +28,8 @@ from deploy.controller.model import (
     TriggerSavepoint,
 )
 from deploy.errors import FlinkError, SpecError
+from deploy.local.store import SqliteStore
 from deploy.spec import FlinkJob, FlinkJobSpec, JobStatus, Lifecycle, parse
-from deploy.store import SqliteStore
 
 NAME = "ledger"
 SP = "file:/state/savepoints/savepoint-1"

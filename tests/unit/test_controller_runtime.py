@@ -10,13 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.controller.flink import (
-    FlinkRuntime,
-    copartition_problem,
-    job_args,
-    job_configuration,
-    root_cause,
-)
 from deploy.controller.loop import Controller
 from deploy.controller.model import (
     Action,
@@ -32,9 +25,17 @@ from deploy.controller.model import (
     TriggerSavepoint,
 )
 from deploy.errors import FlinkError, SpecError
-from deploy.flink_rest import PYTHON_DRIVER, FlinkClient
+from deploy.flink.rest import FlinkClient
+from deploy.flink.runtime import (
+    FlinkRuntime,
+    copartition_problem,
+    job_args,
+    job_configuration,
+    root_cause,
+)
+from deploy.flink.states import PYTHON_DRIVER
+from deploy.local.store import SqliteStore
 from deploy.spec import FlinkJob, JobStatus, Operation, parse
-from deploy.store import SqliteStore
 
 
 def flinkjob(**spec: Any) -> FlinkJob:
@@ -329,7 +330,7 @@ def test_a_finished_deletion_removes_the_job(tmp_path: Path) -> None:
 
 
 def test_a_metrics_sample_reads_busy_time_rates_and_pending_records(fake: FakeFlink) -> None:
-    from deploy.controller import jobmetrics  # noqa: PLC0415 - keeps the import next to its test
+    from deploy.flink import jobmetrics  # noqa: PLC0415 - keeps the import next to its test
 
     fake.jobs["j1"] = {
         "state": "RUNNING",

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy import crd, spec
+from deploy import spec
+from deploy.kube import crd
 
 CRD_FILE = crd.CRD_PATH
 
@@ -45,7 +46,7 @@ def at(path: str) -> dict[str, Any]:
 def test_committed_crd_is_generated_from_the_spec_model() -> None:
     assert CRD_FILE.read_text() == crd.render(), (
         f"{CRD_FILE.relative_to(crd.PROJECT_ROOT)} differs from deploy/spec.py: "
-        "run `.venv/bin/python -m deploy.crd --write` and commit the result"
+        "run `.venv/bin/python -m deploy.kube.crd --write` and commit the result"
     )
 
 
@@ -53,7 +54,7 @@ def test_check_flag_reports_drift(tmp_path: Path, capsys: pytest.CaptureFixture[
     stale = tmp_path / "flinkjob.yaml"
     stale.write_text(crd.render().replace("maximum: 1024", "maximum: 1023"))
     assert crd.main(["--check", "--path", str(stale)]) == 1
-    assert "python -m deploy.crd --write" in capsys.readouterr().out
+    assert "python -m deploy.kube.crd --write" in capsys.readouterr().out
     assert crd.main(["--write", "--path", str(stale)]) == 0
     assert crd.main(["--check", "--path", str(stale)]) == 0
 

@@ -39,6 +39,7 @@ from deploy.controller.model import (
     TriggerObservation,
     TriggerSavepoint,
 )
+from deploy.controller.store import SAVEPOINT_ON_DELETE
 from deploy.spec import (
     FlinkJob,
     FlinkJobSpec,
@@ -50,7 +51,6 @@ from deploy.spec import (
     UpgradeMode,
     parse,
 )
-from deploy.store import SAVEPOINT_ON_DELETE
 
 T0 = 1_800_000_000_000  # epoch ms
 NAME = "ledger"

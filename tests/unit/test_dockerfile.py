@@ -258,7 +258,7 @@ def test_commands_the_chart_runs_exist_in_the_image() -> None:
     assert env["PATH"].startswith("/opt/venv/bin:")
     assert "python3 -m venv /opt/venv" in run_text()
     assert "/opt/venv/bin/python" in chart
-    assert PYPROJECT["project"]["scripts"]["eddyline"] == "deploy.cli:app"
+    assert PYPROJECT["project"]["scripts"]["eddyline"] == "deploy.cli.app:app"
     assert "command: [eddyline]" in chart
     # Flink's own variables point where the chart mounts its configuration and logs.
     assert env["FLINK_CONF_DIR"] == "/opt/flink/conf"

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from deploy.controller.capacity import LocalTaskManagers, slots_wanted
+from deploy.controller.capacity import slots_wanted
+from deploy.local.slots import LocalTaskManagers
+from deploy.local.stack import elastic
+from deploy.local.stack.state import ComponentState, StackState, save
 from deploy.spec import FlinkJob, JobStatus, Lifecycle, parse
-from deploy.stack import elastic
-from deploy.stack.state import ComponentState, StackState, save
 
 
 def test_desired_taskmanagers_cover_the_wanted_slots_within_the_bounds() -> None:

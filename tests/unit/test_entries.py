@@ -1,5 +1,6 @@
-"""Where a job's entry may come from (deploy/entries.py), against a real file tree in tmp_path:
-modules under jobs/, files inside the allowed folders, and nothing that resolves elsewhere."""
+"""Where a job's entry may come from (deploy/flink/entries.py), against a real file tree in
+tmp_path: modules under jobs/, files inside the allowed folders, and nothing that resolves
+elsewhere."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy import entries, paths
+from deploy import paths
 from deploy.errors import SpecError
+from deploy.flink import entries
 
 
 @pytest.fixture

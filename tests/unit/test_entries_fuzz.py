@@ -1,5 +1,5 @@
-"""Job entries fuzzed against random file trees: whatever `deploy.entries.resolve` accepts really
-is a file inside an allowed folder (after following every link), and whatever is such a file,
+"""Job entries fuzzed against random file trees: whatever `deploy.flink.entries.resolve` accepts
+really is a file inside an allowed folder (after following every link), and whatever is such a file,
 named without `..` or an absolute path, is accepted. `..`, absolute paths and links out are
 refused with a problem naming spec.job.entry — never another exception. The spec model, which
 sees only the text, refuses absolute paths and `..` before anything touches the disk.
@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deploy import entries
 from deploy.errors import SpecError
+from deploy.flink import entries
 from deploy.spec import parse
 from tests import figures
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
 
-from deploy.generator import GeneratorConfig, clickstream, orders
+from deploy.datagen.generator import GeneratorConfig, clickstream, orders
 from jobs import sql
 from udfs import events
 from udfs.flink import register_all

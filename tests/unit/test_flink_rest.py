@@ -8,9 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deploy import pyjobs
 from deploy.errors import FlinkError
-from deploy.flink_rest import PYTHON_DRIVER, FlinkClient
+from deploy.flink import pyjobs
+from deploy.flink.rest import FlinkClient
+from deploy.flink.states import PYTHON_DRIVER
 
 
 class FakeFlink:

@@ -1,4 +1,5 @@
-"""deploy.generator: determinism, kind counts, the data contract and the event-time guarantees.
+"""deploy.datagen.generator: determinism, kind counts, the data contract and the event-time
+guarantees.
 
 The contract checks here are written independently of the generator, as a consumer of the
 topics would write them, so a generator bug cannot hide behind a shared helper.
@@ -21,8 +22,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deploy import generator
-from deploy.generator import (
+from deploy.datagen import generator
+from deploy.datagen.generator import (
     KINDS,
     GeneratorConfig,
     Message,

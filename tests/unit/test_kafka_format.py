@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deploy.local.stack import components, prepare
 from deploy.settings import StackSettings
-from deploy.stack import components, prepare
 
 
 def test_a_cluster_id_starting_with_a_dash_is_passed_with_the_flag(tmp_path: Path) -> None:

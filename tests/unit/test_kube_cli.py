@@ -11,15 +11,15 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from deploy.cli import app
-from deploy.kube import cli as kube_cli
+from deploy.cli.app import app
+from deploy.controller.store import SAVEPOINT_ON_DELETE
 from deploy.kube import client as kube_client
+from deploy.kube import wiring as kube_wiring
 from deploy.kube.api import KubeError, RestApi
 from deploy.kube.client import KubeTarget, connect
 from deploy.kube.store import FINALIZER, KubeStore
 from deploy.settings import StackSettings
 from deploy.spec import JobStatus, Lifecycle
-from deploy.store import SAVEPOINT_ON_DELETE
 from tests.unit.fake_kube import FakeKube
 
 runner = CliRunner()
@@ -44,7 +44,7 @@ def kube(monkeypatch: pytest.MonkeyPatch) -> FakeKube:
         targets.append(target)
         return KubeStore(fake)
 
-    monkeypatch.setattr(kube_cli, "store", store)
+    monkeypatch.setattr(kube_wiring, "store", store)
     fake.targets = targets  # type: ignore[attr-defined]
     return fake
 

@@ -25,12 +25,12 @@ from deploy.controller.model import (
     TriggerObservation,
     TriggerSavepoint,
 )
+from deploy.controller.store import SAVEPOINT_ON_DELETE
 from deploy.kube.controller import KubeController
 from deploy.kube.events import EventRecorder
 from deploy.kube.runtime import DeploymentTaskManagers, KubeRuntime
 from deploy.kube.store import FINALIZER, KubeStore, lease_name, to_job
 from deploy.spec import FlinkJob, Lifecycle
-from deploy.store import SAVEPOINT_ON_DELETE
 from tests.unit.fake_kube import FakeKube, flinkjob_doc
 
 NAME = "ledger"

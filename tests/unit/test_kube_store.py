@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from deploy.controller.store import SAVEPOINT_ON_DELETE
 from deploy.errors import ControllerError
 from deploy.kube.api import KubeError
 from deploy.kube.store import FINALIZER, KubeStore, lease_name, to_job
@@ -23,7 +24,6 @@ from deploy.spec import (
     Operation,
     parse,
 )
-from deploy.store import SAVEPOINT_ON_DELETE
 from tests.unit.fake_kube import FakeKube, flinkjob_doc
 
 NAME = "ledger"

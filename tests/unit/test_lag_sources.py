@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from deploy.controller import flink
 from deploy.controller.autoscale import Sample
-from deploy.controller.flink import FlinkRuntime, group_id
-from deploy.flink_rest import FlinkClient
+from deploy.flink import runtime as flink
+from deploy.flink.rest import FlinkClient
+from deploy.flink.runtime import FlinkRuntime, group_id
 from deploy.spec import FlinkJob, parse
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deploy.loadgen import Pacer
+from deploy.datagen.loadgen import Pacer
 
 
 def test_unlimited_rate_never_waits() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deploy.errors import PortInUseError
-from deploy.stack import ports
+from deploy.local.stack import ports
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from deploy.stack import processes
-from deploy.stack.health import component_healthy
-from deploy.stack.supervisor import restart_delay
+from deploy.local.stack import processes
+from deploy.local.stack.health import component_healthy
+from deploy.local.stack.supervisor import restart_delay
 
 
 def test_restart_backoff_doubles_and_is_capped() -> None:

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from deploy import paths, versions
+from deploy.local.stack import render, reporter
 from deploy.settings import StackSettings
-from deploy.stack import render, reporter
 
 
 def _settings(tmp_path: Path) -> StackSettings:

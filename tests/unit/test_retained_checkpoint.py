@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 
 from deploy.controller.decide import decide
-from deploy.controller.flink import retained_checkpoint
 from deploy.controller.model import Observation, Submit
+from deploy.flink.runtime import retained_checkpoint
 from deploy.spec import JobStatus, Lifecycle, parse
 
 T0 = 1_800_000_000_000

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy import objectstore
+from deploy.local import objectstore
+from deploy.local.stack import components, s3state
 from deploy.settings import StackSettings
-from deploy.stack import components, s3state
 
 
 def test_keys_are_made_once_private_and_kept_across_restarts(tmp_path: Path) -> None:

@@ -28,11 +28,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from deploy.cli import app
+from deploy.cli.app import app
 from deploy.errors import SpecError
+from deploy.local.store import SqliteStore
 from deploy.settings import StackSettings
 from deploy.spec import FlinkJob, json_schema, load_yaml, parse
-from deploy.store import SqliteStore
 from tests import figures
 
 SCHEMA = json_schema()

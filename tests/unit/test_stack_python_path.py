@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from deploy import paths
+from deploy.local.stack import components
 from deploy.settings import StackSettings
-from deploy.stack import components
 
 
 def test_the_venv_and_the_project_come_first_and_the_callers_path_last() -> None:

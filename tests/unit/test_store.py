@@ -1,4 +1,4 @@
-"""The SQLite store (deploy/store.py): spec and status kept apart, generations, deletion
+"""The SQLite store (deploy/local/store.py): spec and status kept apart, generations, deletion
 requests, forgetting, leases and the file's journal mode."""
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from deploy import store as store_module
+from deploy.controller.store import SAVEPOINT_ON_DELETE
 from deploy.errors import ControllerError
+from deploy.local import store as store_module
+from deploy.local.store import SqliteStore
 from deploy.spec import (
     FlinkJob,
     FlinkJobSpec,
@@ -20,7 +22,6 @@ from deploy.spec import (
     SavepointInfo,
     parse,
 )
-from deploy.store import SAVEPOINT_ON_DELETE, SqliteStore
 
 
 def flinkjob(name: str = "ledger", parallelism: int = 1, **metadata: Any) -> FlinkJob:

@@ -16,15 +16,15 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from deploy import cli_monitor
-from deploy import top as view
-from deploy.cli import app
-from deploy.flink_rest import FlinkClient
+from deploy.cli import monitor as cli_monitor
+from deploy.cli import top as view
+from deploy.cli.app import app
+from deploy.flink.rest import FlinkClient
 from deploy.kube.client import KubeTarget
+from deploy.local.stack import ports
+from deploy.local.store import SqliteStore
 from deploy.settings import StackSettings
 from deploy.spec import FlinkJob, JobStatus, Lifecycle, SavepointInfo
-from deploy.stack import ports
-from deploy.store import SqliteStore
 
 runner = CliRunner()
 
