@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,17 +21,17 @@ import yaml
 from kubernetes import config
 
 from deploy.errors import EddylineError
+from deploy.local.objectstore import ObjectStore, ObjectStoreServer
+from deploy.local.stack import control, ports
 from deploy.localkube import host, node
 from deploy.localkube.__main__ import image_archive, image_ref
 from deploy.localkube.layout import BIN_DIR, GATEWAY, NODE_NAME, Layout
-from deploy.local.objectstore import ObjectStore, ObjectStoreServer
 from deploy.settings import StackSettings
-from deploy.local.stack import control, ports
 from tests.integration.stacks import RunningStack, free_settings
-from tests.k8s.chart import CHART, RELEASE
+from tests.k8s.chart import CHART, CI, RELEASE
 from tests.k8s.envtest import Kube
 
-VALUES = Path(__file__).with_name("values-real.yaml")
+VALUES = CI / "real-node.yaml"
 S3_SECRET = "flink-state-s3"
 
 

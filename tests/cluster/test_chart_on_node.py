@@ -434,7 +434,7 @@ def test_scale_grows_the_taskmanager_pods_and_shrinks_them_when_idle(
     job = wait_running(release, name)
     first_id = job.id
     job.flink.close()
-    slots = 4  # tests/cluster/values-real.yaml: taskmanager.slots
+    slots = 4  # helm/eddyline/ci/real-node.yaml: taskmanager.slots
     try:
         result = eddyline("scale", name, "--parallelism", str(slots + 2), *kube_args(release))
         assert result.returncode == 0, result.stderr + result.stdout

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from deploy import kafka_io
+from deploy.datagen.generator import GeneratorConfig, orders
 from deploy.errors import EddylineError
 from deploy.flink.rest import FlinkClient
-from deploy.datagen.generator import GeneratorConfig, orders
 from deploy.localkube.__main__ import image_ref
 from tests.cluster.conftest import S3_SECRET, VALUES, Release
 from tests.cluster.jobs import describe, kube_args, submit, wait_running

@@ -19,12 +19,27 @@ from tests.k8s.envtest import BIN_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "eddyline"
-VALUES = Path(__file__).with_name("values")
-VALUES_FILES = sorted(VALUES.glob("*.yaml"))
+# The scenarios the chart is tested with, in the chart as chart-testing expects them: every
+# ci/<scenario>-values.yaml is one release (`ct lint`/`ct install` use each the same way).
+CI = CHART / "ci"
+VALUES_SUFFIX = "-values.yaml"
+VALUES_FILES = sorted(CI.glob(f"*{VALUES_SUFFIX}"))
 RELEASE = "eddyline"
 NAMESPACE = "streaming"
 
 Doc = dict[str, Any]
+
+
+def ci_values(name: str) -> Path:
+    """The values file of scenario `name`: ci/<name>-values.yaml."""
+    path = CI / f"{name}{VALUES_SUFFIX}"
+    assert path.is_file(), f"no scenario {name!r}: {path} does not exist"
+    return path
+
+
+def scenario(values_file: Path) -> str:
+    """The scenario a ci/ values file is: minimal-values.yaml -> minimal."""
+    return values_file.name.removesuffix(VALUES_SUFFIX)
 
 
 def helm_binary() -> Path:

@@ -1,7 +1,7 @@
-"""The Helm chart, rendered: lint, one render per values file in tests/k8s/values/, and what every
-release must hold — restricted pods, least-privilege RBAC, probes and resources, names and ports
-that agree with each other, Flink configuration that matches the pods. No cluster needed
-(test_chart_install.py sends these manifests to a real API server)."""
+"""The Helm chart, rendered: lint, one render per scenario (helm/eddyline/ci/*-values.yaml), and
+what every release must hold — restricted pods, least-privilege RBAC, probes and resources, names
+and ports that agree with each other, Flink configuration that matches the pods. No cluster
+needed (test_chart_install.py sends these manifests to a real API server)."""
 
 from __future__ import annotations
 
@@ -20,14 +20,15 @@ from tests.k8s.chart import (
     NAMESPACE,
     RELEASE,
     ROOT,
-    VALUES,
     VALUES_FILES,
     Manifests,
+    ci_values,
     container,
     env,
     flag,
     helm,
     render,
+    scenario,
     template_args,
 )
 
@@ -37,23 +38,23 @@ FLINK_COMPONENTS = {"jobmanager", "taskmanager"}
 
 
 def values_id(path: Path) -> str:
-    return path.stem
+    return scenario(path)
 
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, Manifests]:
     """Every values file's release, rendered once for the module."""
-    return {p.stem: Manifests(render(p)) for p in VALUES_FILES}
+    return {scenario(p): Manifests(render(p)) for p in VALUES_FILES}
 
 
 @pytest.fixture(params=VALUES_FILES, ids=values_id)
 def release(request: pytest.FixtureRequest, rendered: dict[str, Manifests]) -> Manifests:
-    return rendered[request.param.stem]
+    return rendered[scenario(request.param)]
 
 
-def values(path_stem: str) -> dict[str, Any]:
+def values(name: str) -> dict[str, Any]:
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
-    given = yaml.safe_load((VALUES / f"{path_stem}.yaml").read_text()) or {}
+    given = yaml.safe_load(ci_values(name).read_text()) or {}
     return _merge(defaults, given)
 
 
@@ -77,7 +78,7 @@ def flink_config(m: Manifests, name: str = CONFIG) -> dict[str, Any]:
 
 
 def test_scenarios_exist() -> None:
-    assert {p.stem for p in VALUES_FILES} >= {
+    assert {scenario(p) for p in VALUES_FILES} >= {
         "minimal",
         "ephemeral",
         "production",
@@ -108,7 +109,7 @@ def test_helm_lint_strict(values_file: Path) -> None:
     ],
 )
 def test_bad_values_are_refused_with_the_reason(setting: str, complaint: str) -> None:
-    result = helm(*template_args(VALUES / "minimal.yaml", setting), check=False)
+    result = helm(*template_args(ci_values("minimal"), setting), check=False)
     assert result.returncode != 0, f"{setting} was accepted"
     assert complaint in result.stderr, result.stderr
 
@@ -374,7 +375,7 @@ def test_log4j_writes_to_console_and_the_pod_log_file(release: Manifests) -> Non
 
 
 def test_controller_is_pointed_at_this_release() -> None:
-    m = Manifests(render(VALUES / "minimal.yaml"))
+    m = Manifests(render(ci_values("minimal")))
     pod = m.get("Deployment", CTL)["spec"]["template"]["spec"]
     c = container(pod, "controller")
     assert c["command"] == ["eddyline"]
@@ -398,7 +399,7 @@ def test_controller_is_pointed_at_this_release() -> None:
 
 
 def test_controller_role_scales_only_this_release_taskmanagers() -> None:
-    m = Manifests(render(VALUES / "minimal.yaml"))
+    m = Manifests(render(ci_values("minimal")))
     rules = m.get("Role", CTL)["rules"]
     apps = [r for r in rules if r["apiGroups"] == ["apps"]]
     assert apps == [
@@ -409,7 +410,7 @@ def test_controller_role_scales_only_this_release_taskmanagers() -> None:
             "verbs": ["get", "patch", "update"],
         }
     ]
-    off = Manifests(render(VALUES / "small.yaml"))
+    off = Manifests(render(ci_values("small")))
     assert not [r for r in off.get("Role", CTL)["rules"] if r["apiGroups"] == ["apps"]]
     assert (
         "--taskmanager-deployment"
@@ -423,9 +424,9 @@ def test_controller_role_scales_only_this_release_taskmanagers() -> None:
 @pytest.mark.parametrize(
     ("values", "sets", "delay"),
     [
-        ("minimal.yaml", (), "300"),
-        ("production.yaml", (), "600"),
-        ("minimal.yaml", ("controller.scaleTaskManagers.scaleDown.enabled=false",), None),
+        ("minimal", (), "300"),
+        ("production", (), "600"),
+        ("minimal", ("controller.scaleTaskManagers.scaleDown.enabled=false",), None),
     ],
 )
 def test_controller_scales_taskmanagers_down_to_the_chart_replicas(
@@ -433,7 +434,7 @@ def test_controller_scales_taskmanagers_down_to_the_chart_replicas(
 ) -> None:
     """Back down to taskmanager.replicas after the delay; the Pods rule (to mark idle Pods
     for deletion) only when it may scale down."""
-    m = Manifests(render(VALUES / values, *sets))
+    m = Manifests(render(ci_values(values), *sets))
     args = container(m.get("Deployment", CTL)["spec"]["template"]["spec"], "controller")["args"]
     assert flag(args, "--min-taskmanagers") == str(m.get("Deployment", TM)["spec"]["replicas"])
     pods = [r for r in m.get("Role", CTL)["rules"] if "pods" in r["resources"]]
@@ -444,12 +445,12 @@ def test_controller_scales_taskmanagers_down_to_the_chart_replicas(
     else:
         assert flag(args, "--taskmanager-scale-down-delay") == delay
         assert pods == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "patch"]}]
-    off = Manifests(render(VALUES / "small.yaml"))  # the controller scales nothing
+    off = Manifests(render(ci_values("small")))  # the controller scales nothing
     assert not [r for r in off.get("Role", CTL)["rules"] if "pods" in r["resources"]]
 
 
 def test_flink_only_release_has_no_controller_and_its_own_names() -> None:
-    m = Manifests(render(VALUES / "flink-only.yaml"))
+    m = Manifests(render(ci_values("flink-only")))
     assert {component(w) for w, _ in m.workloads()} == FLINK_COMPONENTS
     ha_roles = ["stream-flink", "stream-taskmanager"]  # HA's only
     assert [r["metadata"]["name"] for r in m.of("Role")] == ha_roles
@@ -472,7 +473,7 @@ def test_flink_only_release_has_no_controller_and_its_own_names() -> None:
 
 
 def test_defaults_leave_optional_parts_off() -> None:
-    m = Manifests(render(VALUES / "minimal.yaml"))
+    m = Manifests(render(ci_values("minimal")))
     for kind in ("NetworkPolicy", "Ingress", "ServiceMonitor", "PersistentVolumeClaim"):
         assert not m.of(kind), kind
     assert [p["metadata"]["name"] for p in m.of("PodDisruptionBudget")] == [TM]
@@ -483,7 +484,7 @@ def test_defaults_leave_optional_parts_off() -> None:
 
 
 def test_production_release() -> None:
-    m = Manifests(render(VALUES / "production.yaml"))
+    m = Manifests(render(ci_values("production")))
     v = values("production")
     # The image is pinned by digest everywhere.
     for _, pod in m.workloads():
@@ -532,7 +533,7 @@ def test_production_release() -> None:
 
 
 def test_production_ingress_servicemonitor_and_pdbs() -> None:
-    m = Manifests(render(VALUES / "production.yaml"))
+    m = Manifests(render(ci_values("production")))
     [ingress] = m.of("Ingress")
     spec_ = ingress["spec"]
     assert spec_["ingressClassName"] == "nginx"
@@ -558,7 +559,7 @@ def test_production_ingress_servicemonitor_and_pdbs() -> None:
 
 
 def test_network_policies_let_in_only_what_is_needed() -> None:
-    m = Manifests(render(VALUES / "production.yaml"))
+    m = Manifests(render(ci_values("production")))
     flink = m.get("NetworkPolicy", f"{RELEASE}-flink")
     assert flink["spec"]["policyTypes"] == ["Ingress"]
     rules = flink["spec"]["ingress"]
@@ -593,10 +594,8 @@ def test_network_policies_let_in_only_what_is_needed() -> None:
 
 def test_configuration_change_rolls_the_flink_pods_and_the_controller() -> None:
     """The controller reads the JobManager's configuration once: it restarts with it."""
-    before = Manifests(render(VALUES / "minimal.yaml"))
-    after = Manifests(
-        render(VALUES / "minimal.yaml", "flink.configuration.parallelism\\.default=2")
-    )
+    before = Manifests(render(ci_values("minimal")))
+    after = Manifests(render(ci_values("minimal"), "flink.configuration.parallelism\\.default=2"))
     assert flink_config(after)["parallelism.default"] == 2
     for name in (JM, TM, CTL):
         a = before.get("Deployment", name)["spec"]["template"]["metadata"]["annotations"]
@@ -605,14 +604,14 @@ def test_configuration_change_rolls_the_flink_pods_and_the_controller() -> None:
 
 
 def test_helm_test_hook_checks_flink_and_the_controller() -> None:
-    m = Manifests(render(VALUES / "minimal.yaml"))
+    m = Manifests(render(ci_values("minimal")))
     [job] = m.of("Job")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "test"
     script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
     compile(script, "helm-test", "exec")  # the rendered check is valid Python
     assert f"http://{JM}:8081" in script
     assert f"http://{CTL}:9247/metrics" in script
-    assert not Manifests(render(VALUES / "flink-only.yaml")).of("Job")
+    assert not Manifests(render(ci_values("flink-only"))).of("Job")
 
 
 # -- the chart and the project agree ---------------------------------------------------------------
@@ -627,7 +626,7 @@ def test_chart_versions_follow_the_project() -> None:
 
 
 def test_crd_ships_in_the_chart_crds_folder() -> None:
-    docs = render(VALUES / "minimal.yaml", crds=True)
+    docs = render(ci_values("minimal"), crds=True)
     [crd] = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
     assert crd["metadata"]["name"] == "flinkjobs.eddyline.dev"
 
@@ -680,7 +679,7 @@ def test_every_state_problem_is_listed_at_once() -> None:
 def test_a_credential_in_the_flink_configuration_is_refused(key: str) -> None:
     escaped = key.replace(".", "\\.")
     result = helm(
-        *template_args(VALUES / "minimal.yaml", f"flink.configuration.{escaped}=AKIA"),
+        *template_args(ci_values("minimal"), f"flink.configuration.{escaped}=AKIA"),
         check=False,
     )
     assert result.returncode != 0
@@ -688,7 +687,7 @@ def test_a_credential_in_the_flink_configuration_is_refused(key: str) -> None:
 
 
 def test_s3_state_with_a_secret_and_kubernetes_ha() -> None:
-    m = Manifests(render(VALUES / "small.yaml"))
+    m = Manifests(render(ci_values("small")))
     conf = flink_config(m)
     assert conf["execution.checkpointing.dir"] == "s3://flink/streaming/eddyline/checkpoints"
     assert (
@@ -737,7 +736,7 @@ def test_a_flink_that_cannot_start_leaves_its_error_in_the_pod_status(release: M
 def test_the_jobmanager_checks_its_bucket_before_flink_starts() -> None:
     """An init container writes, reads and deletes a probe object under the state location with
     Flink's own credentials: a wrong endpoint or key is named in the pod's status."""
-    m = Manifests(render(VALUES / "small.yaml"))
+    m = Manifests(render(ci_values("small")))
     pod = m.get("Deployment", JM)["spec"]["template"]["spec"]
     [init] = pod["initContainers"]
     assert init["command"] == ["python", "-m", "deploy.kube.statecheck"]
@@ -754,24 +753,24 @@ def test_the_jobmanager_checks_its_bucket_before_flink_starts() -> None:
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
     }
-    aws = Manifests(render(VALUES / "production.yaml"))  # AWS S3 through the pod's identity
+    aws = Manifests(render(ci_values("production")))  # AWS S3 through the pod's identity
     [init] = aws.get("Deployment", JM)["spec"]["template"]["spec"]["initContainers"]
     assert init["args"] == [
         "s3://acme-flink-state/streaming/prod/streaming/eddyline",
         "--region=eu-west-1",
         "--no-path-style",
     ]
-    for values in ("flink-only.yaml", "ephemeral.yaml"):
+    for values in ("flink-only", "ephemeral"):
         jm = [
             w
-            for w, _ in Manifests(render(VALUES / values)).workloads()
+            for w, _ in Manifests(render(ci_values(values))).workloads()
             if component(w) == "jobmanager"
         ]
         assert "initContainers" not in jm[0]["spec"]["template"]["spec"], values
 
 
 def test_ephemeral_state_is_a_choice_without_ha() -> None:
-    m = Manifests(render(VALUES / "ephemeral.yaml"))
+    m = Manifests(render(ci_values("ephemeral")))
     conf = flink_config(m)
     assert conf["execution.checkpointing.dir"] == "file:///opt/flink/state/checkpoints"
     assert "high-availability.type" not in conf

@@ -24,16 +24,15 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from deploy import paths, spec
-
 from deploy.kube import crd
 from deploy.kube.rbac import CONTROLLER_RULES
 from tests.faultproxy import FaultProxy
 from tests.integration.cli import EDDYLINE, stop_like_ctrl_c
 from tests.integration.stacks import RunningStack
-from tests.k8s.chart import CHART, RELEASE, ROOT, VALUES, VALUES_FILES, render
+from tests.k8s.chart import CHART, RELEASE, ROOT, VALUES_FILES, ci_values, render, scenario
 from tests.k8s.envtest import Kube
 
-INSTALL_VALUES = VALUES / "install.yaml"
+INSTALL_VALUES = ci_values("install")
 TM = f"{RELEASE}-taskmanager"
 CONTROLLER_SA = f"{RELEASE}-controller"
 FLINK_SA = f"{RELEASE}-flink"  # the JobManager's (and the helm test's)
@@ -50,7 +49,7 @@ class Installed:
 
 @pytest.fixture(scope="module")
 def installed(kube: Kube) -> Iterator[Installed]:
-    """The chart installed with tests/k8s/values/install.yaml, once for this module."""
+    """The chart installed with helm/eddyline/ci/install-values.yaml, once for this module."""
     ns = f"eddyline-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(kube.api_client)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
@@ -103,9 +102,9 @@ def served_by(kube: Kube, api_version: str, kind: str) -> bool:
     return any(r["kind"] == kind for r in json.loads(found.stdout).get("resources", []))
 
 
-@pytest.mark.parametrize("values_file", VALUES_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("values_file", VALUES_FILES, ids=scenario)
 def test_rendered_manifests_pass_server_side_dry_run(kube: Kube, values_file: Path) -> None:
-    ns = f"dry-{values_file.stem}-{uuid.uuid4().hex[:4]}"
+    ns = f"dry-{scenario(values_file)}-{uuid.uuid4().hex[:4]}"
     core = client.CoreV1Api(kube.api_client)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     try:

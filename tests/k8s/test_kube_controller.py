@@ -27,20 +27,19 @@ import yaml
 from kubernetes import client
 
 from deploy import kafka_io, paths
-
-from deploy.kube import crd
+from deploy.controller.store import SAVEPOINT_ON_DELETE
 from deploy.errors import FlinkError
 from deploy.flink.rest import FlinkClient
 from deploy.flink.states import TERMINAL_STATES
-from deploy.kube import wiring as kube_wiring
 from deploy.kube import client as kube_client
+from deploy.kube import crd
+from deploy.kube import wiring as kube_wiring
 from deploy.kube.api import KubeError, RestApi
 from deploy.kube.client import KubeTarget, connect
 from deploy.kube.controller import KubeController
 from deploy.kube.rbac import CONTROLLER_RULES
 from deploy.kube.store import FINALIZER, KubeStore, lease_name, to_job
 from deploy.spec import FlinkJob, JobStatus, Lifecycle, parse
-from deploy.controller.store import SAVEPOINT_ON_DELETE
 from tests.integration.cli import eddyline
 from tests.integration.jobrun import Topics
 from tests.integration.managed import flinkjob

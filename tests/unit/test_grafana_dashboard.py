@@ -19,7 +19,7 @@ from tests.metric_families import DOCUMENTED, promql_metrics
 
 CHART = paths.PROJECT_ROOT / "helm" / "eddyline"
 DASHBOARD = CHART / "dashboards" / "eddyline.json"
-TEMPLATE = CHART / "templates" / "grafana-dashboard.yaml"
+TEMPLATE = CHART / "templates" / "monitoring" / "grafana-dashboard.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ contains the chart name, else "<release>-<chart>". Truncated so suffixed names s
 
 {{/*
 Names of the parts. The controller is told the JobManager's URL and the TaskManager
-Deployment's name through its arguments and environment (controller-deployment.yaml).
+Deployment's name through its arguments and environment (controller/deployment.yaml).
 */}}
 {{- define "eddyline.jobmanager" -}}{{ include "eddyline.fullname" . }}-jobmanager{{- end }}
 {{- define "eddyline.taskmanager" -}}{{ include "eddyline.fullname" . }}-taskmanager{{- end }}
@@ -105,7 +105,7 @@ The controller's ServiceAccount name.
 {{/*
 The Flink pods' ServiceAccounts: the JobManager's (and the helm test's), and the TaskManagers'.
 Without high availability they have no role and no token; with it, the JobManager's may write
-ConfigMaps and the TaskManagers' only read them (rbac.yaml).
+ConfigMaps and the TaskManagers' only read them (jobmanager/role.yaml, taskmanager/role.yaml).
 */}}
 {{- define "eddyline.flinkServiceAccount" -}}{{ include "eddyline.fullname" . }}-flink{{- end }}
 {{- /* The TaskManagers' own: with HA they only read the leader's ConfigMap (they run users' code). */}}
@@ -212,7 +212,7 @@ configuration change rolls them), then podAnnotations. Empty when there are none
 {{- define "eddyline.podAnnotations" -}}
 {{- $ctx := .ctx }}
 {{- if .flinkConfig }}
-checksum/flink-config: {{ include (print $ctx.Template.BasePath "/flink-configmap.yaml") $ctx | sha256sum }}
+checksum/flink-config: {{ include (print $ctx.Template.BasePath "/flink/configmap.yaml") $ctx | sha256sum }}
 {{- end }}
 {{- if $ctx.Values.metrics.podAnnotations }}
 prometheus.io/scrape: "true"
