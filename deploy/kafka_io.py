@@ -12,6 +12,8 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from deploy.errors import DeliveryFailures as DeliveryFailures  # noqa: PLC0414 - still importable from here
+
 _quiet = logging.getLogger("eddyline.kafka")
 _quiet.addHandler(logging.NullHandler())
 _quiet.propagate = False
@@ -68,10 +70,6 @@ def _wait(done: Callable[[], bool], timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("Kafka did not finish the topic change in time")
         time.sleep(0.2)
-
-
-class DeliveryFailures(KafkaException):
-    pass
 
 
 class Sender:

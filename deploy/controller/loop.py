@@ -4,6 +4,12 @@ The status is written before the actions run (write-ahead), so the ids and savep
 action uses are on record first. Each job is held through a lease in the store, renewed while
 the controller lives: a second controller leaves it alone, and after a crash another one takes
 over once the lease expires.
+
+Errors (deploy/errors.py): an action that fails is recorded in the job's status with a backoff,
+whichever its kind. An error that stops a whole reconcile (the store's server unreachable, say)
+is logged in one line — a warning for a TemporaryError, which the next tick waits out, an error
+for a PermanentError, which needs a change first — and only anything else, a bug, with its
+traceback.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from deploy.controller.decide import action_failed, decide
 from deploy.controller.metrics import ControllerMetrics
 from deploy.controller.model import Action, Forget, Observation
 from deploy.controller.store import JobStore
-from deploy.errors import EddylineError
+from deploy.errors import EddylineError, PermanentError, TemporaryError
 from deploy.spec import FlinkJob, JobStatus
 
 log = logging.getLogger("eddyline.controller")
@@ -122,6 +128,8 @@ class Controller:
             try:
                 self.runtime.act(job, action)
             except EddylineError as e:
+                # Temporary or permanent alike: the status records it with a backoff, and the
+                # spec's restartPolicy bounds how often a submission is tried again.
                 log.warning("%s: %s failed: %s", name, action.kind, e)
                 self.metrics.actions.labels(name, action.kind, "error").inc()
                 self.metrics.errors.labels(name, action.kind).inc()
@@ -166,11 +174,8 @@ class Controller:
         renewer.start()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="reconcile") as pool:
             while not stop.is_set():
-                try:
-                    jobs = self.store.list()
-                except Exception:
-                    # A locked database or a row this version cannot read: say so, keep going.
-                    log.exception("reading the jobs failed; trying again")
+                jobs = self._list_jobs()
+                if jobs is None:
                     stop.wait(self.interval)
                     continue
                 self._want_slots(jobs)
@@ -187,6 +192,17 @@ class Controller:
         for name in list(self._held):
             self.store.release(name, self.holder)
         log.info("controller %s stopped", self.holder)
+
+    def _list_jobs(self) -> list[FlinkJob] | None:
+        """Every job, or None (said in the log) when the store cannot tell now."""
+        try:
+            return self.store.list()
+        except TemporaryError as e:
+            log.warning("reading the jobs failed (%s); trying again", e)
+        except Exception:
+            # A locked database or a row this version cannot read: say so, keep going.
+            log.exception("reading the jobs failed; trying again")
+        return None
 
     def _want_slots(self, jobs: list[FlinkJob]) -> None:
         if self.slots is None:
@@ -209,12 +225,18 @@ class Controller:
                 self._busy.discard(name)
 
     def _safe_reconcile(self, name: str) -> None:
+        """Reconcile one job; whatever it raises must not stop the other jobs. It is logged and
+        counted, and the next tick tries again."""
         try:
             self.reconcile(name)
+        except PermanentError as e:
+            log.error("%s: reconcile failed: %s", name, e)
+            self.metrics.errors.labels(name, "permanent").inc()
+        except EddylineError as e:  # temporary, or not known to be permanent: waited out
+            log.warning("%s: reconcile postponed: %s", name, e)
+            self.metrics.errors.labels(name, "temporary").inc()
         except Exception:
-            # A bug or an unexpected answer must not stop the other jobs; it is logged and
-            # counted, and the next tick tries again.
-            log.exception("%s: reconcile failed", name)
+            log.exception("%s: reconcile failed", name)  # a bug or an unexpected answer
             self.metrics.errors.labels(name, "internal").inc()
 
     def _renew_leases(self, stop: threading.Event) -> None:

@@ -7,9 +7,10 @@ that jar once and start it with `-pym <module>` (a job under jobs/) and the job'
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from deploy import paths
-from deploy.errors import FlinkError
+from deploy.errors import FlinkError, FlinkUnreachableError, MissingToolError, ProgramError
 from deploy.flink.rest import FlinkClient
 from deploy.flink.states import PYTHON_DRIVER
 
@@ -35,7 +36,7 @@ def submit(
     """Start `python -m module args` (or, with entry_flag `-py`, a file) as a job on the
     cluster; returns its job id. With `job_id`, submitting again is harmless: Flink refuses a
     second job with that id, and this returns the id of the one that exists."""
-    jar_id = client.ensure_jar(paths.flink_python_jar())
+    jar_id = client.ensure_jar(_python_jar())
     try:
         return client.run_jar(
             jar_id,
@@ -47,21 +48,19 @@ def submit(
             job_id=job_id,
             configuration=configuration,
         )
+    except FlinkUnreachableError:
+        # No answer: nothing to explain from the log, and the job may even be running (the
+        # next observation finds it under `job_id`).
+        raise
     except FlinkError as e:
-        if job_id is not None and e.status is not None and _exists(client, job_id):
+        if job_id is not None and _exists(client, job_id):
             return job_id
         # Flink only says "Could not execute application"; the reason is the job's Python
-        # traceback, which the driver copies into the JobManager's log. (A timeout or a
-        # connection error has no such answer: the job may even be running.)
-        if e.status is None:
-            raise
-        try:
-            cause = python_failure(client.jobmanager_log())
-        except FlinkError:
-            cause = None
+        # traceback, which the driver copies into the JobManager's log.
+        cause = _logged_failure(client)
         if cause is None:
             raise
-        raise FlinkError(
+        raise ProgramError(
             f"{module} failed before it became a job: {cause} (the whole traceback is in the "
             f"JobManager log: {client.base_url}/#/job-manager/logs)",
             status=e.status,
@@ -80,6 +79,20 @@ def python_failure(log: str) -> str | None:
     lines = [line for line in lines if line.strip(" -")]  # drop the driver's ---- banners
     # A traceback ends with the exception; argparse and `python -m` end with their one-line error.
     return lines[-1][:500] if lines else None
+
+
+def _python_jar() -> Path:
+    try:
+        return paths.flink_python_jar()
+    except FileNotFoundError as e:  # retrying cannot help: the installation lacks it
+        raise MissingToolError(f"{e}: reinstall apache-flink (`make setup`)") from None
+
+
+def _logged_failure(client: FlinkClient) -> str | None:
+    try:
+        return python_failure(client.jobmanager_log())
+    except FlinkError:
+        return None
 
 
 def _exists(client: FlinkClient, job_id: str) -> bool:

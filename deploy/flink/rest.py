@@ -1,5 +1,10 @@
 """A small client of Flink's REST API (the part Eddyline uses), on httpx.
 
+Every failure is a FlinkError of the class its answer means (deploy/errors.py): no answer at all
+is a FlinkUnreachableError, 408/429/5xx a FlinkUnavailableError (both temporary), 404 a
+FlinkNotFoundError, 409 a FlinkConflictError, another 4xx a FlinkRefusedError. Callers catch the
+class they can handle instead of comparing status codes.
+
 Tests of pure logic pass an `httpx.MockTransport`; integration tests talk to the real cluster.
 """
 
@@ -10,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from deploy.errors import FlinkError
+from deploy.errors import FlinkError, FlinkNotFoundError, FlinkUnreachableError
 
 RUN_TIMEOUT_S = 300.0
 
@@ -31,16 +36,24 @@ class FlinkClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The answer to a request, or the FlinkError its failure means (classified here, once)."""
         try:
             resp = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as e:
-            raise FlinkError(f"Flink REST {method} {path} at {self.base_url} failed: {e}") from e
+            raise FlinkUnreachableError(
+                f"Flink REST {method} {path} at {self.base_url} failed: {e}"
+            ) from e
         if resp.status_code >= 400:
+            # Built from the status, FlinkError is already its leaf (FlinkNotFoundError, …).
             raise FlinkError(
                 f"Flink REST {method} {path} answered {resp.status_code}: {_errors(resp)}",
                 status=resp.status_code,
             )
+        return resp
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        resp = self._send(method, path, **kwargs)
         return resp.json() if resp.content else {}
 
     # -- cluster ---------------------------------------------------------------------------
@@ -54,12 +67,7 @@ class FlinkClient:
 
     def jobmanager_log(self) -> str:
         """The JobManager's main log file, as the Web UI shows it."""
-        try:
-            resp = self._http.get("/jobmanager/log")
-            resp.raise_for_status()
-        except httpx.HTTPError as e:
-            raise FlinkError(f"reading the JobManager log at {self.base_url} failed: {e}") from e
-        return resp.text
+        return self._send("GET", "/jobmanager/log").text
 
     # -- jars ------------------------------------------------------------------------------
 
@@ -123,10 +131,8 @@ class FlinkClient:
         """The job's details, or None when Flink does not know it (404); other errors raise."""
         try:
             return self.job(job_id)
-        except FlinkError as e:
-            if e.status == 404:
-                return None
-            raise
+        except FlinkNotFoundError:
+            return None
 
     def job_exceptions(self, job_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/jobs/{job_id}/exceptions")

@@ -6,8 +6,10 @@ and token refresh) but with raw JSON bodies, so FlinkJobs, Leases, Events and Sc
 same dicts the API server speaks. Unit tests use an in-memory API server with the same
 interface (tests/unit/fake_kube.py).
 
-Every failure is a `KubeError` with the HTTP status: 404 (gone), 409 (a resourceVersion
-conflict, or already exists), 410 (a watch too old to resume), 0 (the server unreachable).
+Every failure is a `KubeError` (deploy/errors.py), built from the HTTP status so that it is
+already the leaf callers catch: KubeNotFoundError (404), KubeConflictError (409: a
+resourceVersion conflict, or already exists), KubeGoneError (410: a watch too old to resume),
+KubeUnavailableError (the server unreachable, 408, 429, 5xx), KubeRefusedError (another 4xx).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, Protocol
 
 from kubernetes.watch.watch import iter_resp_lines
 
-from deploy.errors import EddylineError
+from deploy.errors import KubeError, KubeNotFoundError, KubeUnavailableError
 
 GROUP = "eddyline.dev"
 VERSION = "v1alpha1"
@@ -31,24 +33,17 @@ REQUEST_TIMEOUT_S = 30.0
 
 Doc = dict[str, Any]
 
-
-class KubeError(EddylineError):
-    def __init__(self, message: str, status: int = 0, reason: str = "") -> None:
-        self.status = status
-        self.reason = reason
-        super().__init__(message)
-
-    @property
-    def not_found(self) -> bool:
-        return self.status == 404
-
-    @property
-    def conflict(self) -> bool:
-        return self.status == 409
-
-    @property
-    def gone(self) -> bool:
-        return self.status == 410
+__all__ = [
+    "GROUP",
+    "KIND",
+    "PLURAL",
+    "REQUEST_TIMEOUT_S",
+    "VERSION",
+    "Doc",
+    "KubeApi",
+    "KubeError",  # defined in deploy/errors.py; importable from here as before
+    "RestApi",
+]
 
 
 class KubeApi(Protocol):
@@ -129,7 +124,7 @@ class RestApi:
             resp = self.api_client.call_api(method, url, headers, body, _request_timeout=timeout)
         except Exception as e:  # urllib3 connection errors, TLS, a token file that went away
             host = self.api_client.configuration.host
-            raise KubeError(f"Kubernetes API at {host} unreachable: {e}") from e
+            raise KubeUnavailableError(f"Kubernetes API at {host} unreachable: {e}") from e
         if stream and 200 <= resp.status < 300:
             return resp.response
         data = resp.read()
@@ -142,10 +137,8 @@ class RestApi:
     def get_job(self, name: str) -> Doc | None:
         try:
             doc: Doc = self._request("GET", f"{_jobs_path(self.namespace)}/{name}")
-        except KubeError as e:
-            if e.not_found:
-                return None
-            raise
+        except KubeNotFoundError:
+            return None
         return doc
 
     def list_jobs(self) -> tuple[list[Doc], str]:
@@ -154,7 +147,7 @@ class RestApi:
 
     def watch_jobs(self, resource_version: str, timeout_s: int) -> Iterator[tuple[str, Doc]]:
         """Changes after `resource_version` for about `timeout_s` seconds (the server ends the
-        stream then). Raises KubeError(410) when that version is too old to resume from."""
+        stream then). Raises KubeGoneError when that version is too old to resume from."""
         query = [
             ("watch", "true"),
             ("resourceVersion", resource_version),
@@ -186,7 +179,7 @@ class RestApi:
         except KubeError:
             raise
         except Exception as e:  # the connection dropped (or stop_watch closed it)
-            raise KubeError(f"watch of {PLURAL} ended: {e}") from e
+            raise KubeUnavailableError(f"watch of {PLURAL} ended: {e}") from e
         finally:
             with self._watch_lock:
                 self._watch_response = None
@@ -234,10 +227,8 @@ class RestApi:
     def get_lease(self, name: str) -> Doc | None:
         try:
             doc: Doc = self._request("GET", f"{self._leases()}/{name}")
-        except KubeError as e:
-            if e.not_found:
-                return None
-            raise
+        except KubeNotFoundError:
+            return None
         return doc
 
     def create_lease(self, body: Doc) -> Doc:
@@ -296,7 +287,8 @@ class RestApi:
 
 
 def _error(method: str, path: str, status: int, data: bytes | None) -> KubeError:
-    """The API server's Status document as an error (its message says what was wrong)."""
+    """The API server's Status document as an error (its message says what was wrong), of the
+    class its status means."""
     reason, message = "", (data or b"").decode("utf-8", "replace")[:500]
     with suppress(ValueError, AttributeError):
         doc = json.loads(data or b"{}")

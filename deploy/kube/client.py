@@ -16,7 +16,8 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
-from deploy.kube.api import KubeError, RestApi
+from deploy.errors import KubeConfigError
+from deploy.kube.api import RestApi
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 HOST_ENV = "KUBERNETES_SERVICE_HOST"
@@ -39,7 +40,7 @@ def in_pod(target: KubeTarget) -> bool:
 
 
 def connect(target: KubeTarget) -> RestApi:
-    """An API client for `target`'s namespace; KubeError saying why when there is none."""
+    """An API client for `target`'s namespace; KubeConfigError saying why when there is none."""
     configuration = client.Configuration()
     use_cluster = target.in_cluster
     if use_cluster is None:
@@ -66,7 +67,7 @@ def connect(target: KubeTarget) -> RestApi:
                 namespace = _context_namespace(file, target.context)
     except (ConfigException, OSError) as e:
         how = "in-cluster credentials" if use_cluster else "a kubeconfig"
-        raise KubeError(f"cannot connect to Kubernetes with {how}: {e}") from None
+        raise KubeConfigError(f"cannot connect to Kubernetes with {how}: {e}") from None
     return RestApi(client.ApiClient(configuration), namespace or "default")
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from deploy import spec
+from deploy.errors import SchemaError
 from deploy.paths import PROJECT_ROOT
 
 GROUP = "eddyline.dev"
@@ -106,10 +107,6 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Error", "type": "string", "jsonPath": ".status.error", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
-
-
-class SchemaError(ValueError):
-    """The model uses a JSON Schema construct that has no structural equivalent here."""
 
 
 class _Translator:

@@ -10,7 +10,8 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from deploy.kube.api import GROUP, KIND, VERSION, Doc, KubeApi, KubeError
+from deploy.errors import KubeError
+from deploy.kube.api import GROUP, KIND, VERSION, Doc, KubeApi
 
 log = logging.getLogger("eddyline.kube.events")
 COMPONENT = "eddyline-controller"

@@ -42,7 +42,7 @@ from deploy.controller.model import (
     Submit,
     TriggerSavepoint,
 )
-from deploy.errors import EddylineError, FlinkError
+from deploy.errors import EddylineError, FlinkUnavailableError
 from deploy.flink import health as flink_health
 from deploy.flink.rest import FlinkClient
 from deploy.flink.runtime import FlinkRuntime
@@ -168,7 +168,7 @@ class DeploymentTaskManagers:
         overview = self.flink.overview() if self.flink is not None else {}
         tms, total = int(overview.get("taskmanagers", 0)), int(overview.get("slots-total", 0))
         if not tms or not total:
-            raise FlinkError(
+            raise FlinkUnavailableError(  # one may register soon: asked again next tick
                 "no TaskManager is registered to tell the slots per TaskManager; "
                 "give --taskmanager-slots"
             )

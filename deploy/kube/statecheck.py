@@ -20,12 +20,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from deploy.errors import StateCheckError as StateCheckError  # noqa: PLC0414 - still importable from here
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-
-class StateCheckError(Exception):
-    """The location cannot be used; the message says which and why."""
 
 
 def split_uri(uri: str) -> tuple[str, str]:

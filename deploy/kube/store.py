@@ -1,4 +1,4 @@
-"""FlinkJob custom resources as the controller's store (the `JobStore` of deploy/local/store.py).
+"""FlinkJob custom resources as the controller's store (deploy/controller/store.py's `JobStore`).
 
 - **Spec** is written by users (`kubectl apply`, `eddyline submit --kube`); the API server bumps
   `metadata.generation` when it changes, exactly what SqliteStore does locally.
@@ -12,83 +12,68 @@
   when the annotation `eddyline.dev/savepoint-on-delete` is "true" — and then removes the
   finalizer (`forget`). `eddyline submit --kube` creates FlinkJobs with the finalizer; the
   controller adds it to those made otherwise before it first acts on them.
-- **Leases**: one coordination.k8s.io Lease per job (`flinkjob-NAME`) names the controller that
-  acts on it; another one takes over once it has not been renewed for its duration.
+- **Leases**: one coordination.k8s.io Lease per job (deploy/kube/leases.py).
 - Each event the controller records in a status (Submitting, Deployed, SavepointTaken, …) is
   also posted as a Kubernetes Event on the FlinkJob.
+
+The documents themselves (model ↔ resource, the finalizer) are in deploy/kube/resource.py. An API
+failure the store cannot handle is a ControllerError — a StoreUnavailableError (temporary) when
+the API server was unreachable or busy, so the controller waits it out.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
-
-from pydantic import ValidationError
 
 from deploy.controller.store import SAVEPOINT_ON_DELETE
-from deploy.errors import ControllerError, SpecError
-from deploy.kube.api import GROUP, KIND, VERSION, Doc, KubeApi, KubeError
+from deploy.errors import (
+    ControllerError,
+    KubeConflictError,
+    KubeError,
+    KubeNotFoundError,
+    SpecError,
+    StoreUnavailableError,
+    TemporaryError,
+)
+from deploy.kube.api import Doc, KubeApi
 from deploy.kube.events import EventRecorder
+from deploy.kube.leases import Leases, lease_name
+from deploy.kube.resource import (
+    FINALIZER,
+    applied,
+    deleting,
+    has_finalizer,
+    new_events,
+    new_resource,
+    now_iso,
+    same_status,
+    spec_doc,
+    status_doc,
+    to_job,
+    with_finalizer,
+)
 from deploy.kube.watch import JobCache
-from deploy.spec import FlinkJob, FlinkJobSpec, JobStatus, problems
+from deploy.spec import FlinkJob, FlinkJobSpec, JobStatus
+
+__all__ = ["CONFLICT_RETRIES", "FINALIZER", "KubeStore", "lease_name", "to_job"]
 
 log = logging.getLogger("eddyline.kube.store")
 
-FINALIZER = "eddyline.dev/savepoint"
-LEASE_PREFIX = "flinkjob-"
 CONFLICT_RETRIES = 8
-_MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
-def lease_name(job: str) -> str:
-    return LEASE_PREFIX + job
+def _store_error(e: KubeError) -> ControllerError:
+    """The store's error for an API failure it cannot handle itself; a temporary one stays
+    temporary (the controller waits it out instead of reporting a refusal)."""
+    if isinstance(e, TemporaryError):
+        return StoreUnavailableError(str(e))
+    return ControllerError(str(e))
 
 
-def to_job(doc: Doc) -> FlinkJob:
-    """A FlinkJob from its custom resource; SpecError (every problem) when it does not fit the
-    model (a resource written past the CRD's schema)."""
-    data = {k: doc.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
-    data["status"] = doc.get("status") or {}
-    try:
-        return FlinkJob.model_validate(data)
-    except ValidationError as e:
-        name = str((doc.get("metadata") or {}).get("name", "?"))
-        raise SpecError(f"flinkjob/{name}", problems(e)) from None
-
-
-def spec_doc(spec: FlinkJobSpec) -> dict[str, Any]:
-    return spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def status_doc(status: JobStatus) -> dict[str, Any]:
-    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def _microtime(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime(_MICROTIME)
-
-
-def _parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-@dataclass
-class _Held:
-    holder: str
-    expires: float  # our own clock: the lease is ours until then
-    renewed: float
-    version: str  # the Lease's resourceVersion after our last write
+def _kept_changing(name: str) -> ControllerError:
+    return ControllerError(f"job {name!r} kept changing; try again")
 
 
 class KubeStore:
@@ -106,10 +91,10 @@ class KubeStore:
             self.events.involved = self.document
         self.resync_s = resync_s
         self.cache: JobCache | None = None
+        self.leases = Leases(api, self.document)
         self.invalid: dict[str, str] = {}  # name → resourceVersion reported as invalid
         self.conflicts = 0  # status writes that met a resourceVersion conflict
         self._docs: dict[str, Doc] = {}  # the last version of each job this store read or wrote
-        self._leases: dict[str, _Held] = {}
         self._lock = threading.Lock()
 
     # -- documents --------------------------------------------------------------------------
@@ -130,6 +115,12 @@ class KubeStore:
         doc = self.api.get_job(name)
         if doc is not None:
             self._remember(doc)
+        return doc
+
+    def _must_fetch(self, name: str) -> Doc:
+        doc = self._fetch(name)
+        if doc is None:
+            raise ControllerError(f"no job named {name!r} (see `eddyline list --kube`)")
         return doc
 
     def get(self, name: str) -> FlinkJob | None:
@@ -180,70 +171,44 @@ class KubeStore:
         for _ in range(CONFLICT_RETRIES):
             current = self._fetch(job.name)
             if current is None:
-                body = {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": KIND,
-                    "metadata": {
-                        "name": job.name,
-                        "namespace": self.namespace,
-                        "labels": job.metadata.labels,
-                        "annotations": job.metadata.annotations,
-                        "finalizers": [FINALIZER],
-                    },
-                    "spec": spec_doc(job.spec),
-                }
                 try:
-                    created = self.api.create_job(body)
+                    created = self.api.create_job(new_resource(job, self.namespace))
+                except KubeConflictError:  # created meanwhile: change it instead
+                    continue
                 except KubeError as e:
-                    if e.conflict:  # created meanwhile: change it instead
-                        continue
-                    raise ControllerError(str(e)) from None
+                    raise _store_error(e) from None
                 self._remember(created)
                 return to_job(created)
-            if (current.get("metadata") or {}).get("deletionTimestamp"):
+            if deleting(current):
                 raise ControllerError(
                     f"job {job.name!r} is being deleted; submit it again once it is gone"
                 )
-            meta = dict(current["metadata"])
-            labels = {**(meta.get("labels") or {}), **job.metadata.labels}
-            annotations = {**(meta.get("annotations") or {}), **job.metadata.annotations}
-            existing = to_job(current)
-            if (
-                existing.spec == job.spec
-                and labels == (meta.get("labels") or {})
-                and annotations == (meta.get("annotations") or {})
-            ):
-                return existing
-            meta["labels"], meta["annotations"] = labels, annotations
-            changed = self._replace({**current, "metadata": meta, "spec": spec_doc(job.spec)})
+            body = applied(current, job)
+            if body is None:
+                return to_job(current)
+            changed = self._replace(body)
             if changed is not None:
                 return changed
-        raise ControllerError(f"job {job.name!r} kept changing; try again")
+        raise _kept_changing(job.name)
 
     def _replace(self, body: Doc) -> FlinkJob | None:
         """PUT the document at its resourceVersion; None on a conflict (read it again)."""
         name = str(body["metadata"]["name"])
         try:
             stored = self.api.replace_job(name, body)
+        except KubeConflictError:
+            return None
+        except KubeNotFoundError:
+            raise ControllerError(f"no job named {name!r} (see `eddyline list`)") from None
         except KubeError as e:
-            if e.conflict:
-                return None
-            if e.not_found:
-                raise ControllerError(f"no job named {name!r} (see `eddyline list`)") from None
-            raise ControllerError(str(e)) from None
+            raise _store_error(e) from None
         self._remember(stored)
         return to_job(stored)
-
-    def _must_fetch(self, name: str) -> Doc:
-        doc = self._fetch(name)
-        if doc is None:
-            raise ControllerError(f"no job named {name!r} (see `eddyline list --kube`)")
-        return doc
 
     def update_spec(self, name: str, change: Callable[[FlinkJobSpec], FlinkJobSpec]) -> FlinkJob:
         for _ in range(CONFLICT_RETRIES):
             current = self._must_fetch(name)
-            if (current.get("metadata") or {}).get("deletionTimestamp"):
+            if deleting(current):
                 raise ControllerError(f"job {name!r} is being deleted")
             job = to_job(current)
             spec = change(job.spec)
@@ -252,248 +217,135 @@ class KubeStore:
             changed = self._replace({**current, "spec": spec_doc(spec)})
             if changed is not None:
                 return changed
-        raise ControllerError(f"job {name!r} kept changing; try again")
+        raise _kept_changing(name)
 
     def request_delete(self, name: str, savepoint: bool) -> FlinkJob:
         """Record whether a final savepoint is wanted, then delete: the finalizer keeps the
         FlinkJob until the controller has stopped its job."""
-        wanted = "true" if savepoint else "false"
+        current = self._mark_savepoint_on_delete(name, "true" if savepoint else "false")
+        try:
+            self.api.delete_job(name)
+        except KubeNotFoundError:
+            pass  # gone already: what was asked
+        except KubeError as e:
+            raise _store_error(e) from None
+        after = self._fetch(name)
+        if after is not None:
+            return to_job(after)
+        gone = to_job(current)  # no finalizer: the API server removed it at once
+        gone.metadata.deletion_timestamp = gone.metadata.deletion_timestamp or now_iso()
+        return gone
+
+    def _mark_savepoint_on_delete(self, name: str, wanted: str) -> Doc:
+        """The job's document once its annotation says `wanted` (or it is being deleted)."""
         for _ in range(CONFLICT_RETRIES):
             current = self._must_fetch(name)
             meta = dict(current["metadata"])
             annotations = dict(meta.get("annotations") or {})
             if annotations.get(SAVEPOINT_ON_DELETE) == wanted or meta.get("deletionTimestamp"):
-                break
+                return current
             annotations[SAVEPOINT_ON_DELETE] = wanted
             body = {**current, "metadata": {**meta, "annotations": annotations}}
             if self._replace(body) is not None:
-                break
-        else:
-            raise ControllerError(f"job {name!r} kept changing; try again")
-        try:
-            self.api.delete_job(name)
-        except KubeError as e:
-            if not e.not_found:
-                raise ControllerError(str(e)) from None
-        after = self._fetch(name)
-        if after is not None:
-            return to_job(after)
-        gone = to_job(current)  # no finalizer: the API server removed it at once
-        gone.metadata.deletion_timestamp = gone.metadata.deletion_timestamp or _now_iso()
-        return gone
+                return current
+        raise _kept_changing(name)
 
     # -- status (the controller) ------------------------------------------------------------
 
-    def write_status(  # noqa: PLR0911 - one return per outcome
-        self, name: str, status: JobStatus, holder: str | None = None
-    ) -> bool:
+    def write_status(self, name: str, status: JobStatus, holder: str | None = None) -> bool:
         """Write `status` on the version this store last read; False when the job is gone, the
         lease is not `holder`'s, or another writer changed the status meanwhile."""
         if holder is not None and not self.holds(name, holder):
             return False
         with self._lock:
             base = self._docs.get(name)
+        base = base if base is not None else self._fetch(name)
         if base is None:
-            base = self._fetch(name)
-            if base is None:
-                return False
-        wanted = status_doc(status)
-        if _same_status(base, status):
+            return False
+        if same_status(base, status):
             return True  # nothing to write (the API server may have filled in defaults)
+        return self._put_status(name, base, status)
+
+    def _put_status(self, name: str, base: Doc, status: JobStatus) -> bool:
+        wanted = status_doc(status)
         for _ in range(CONFLICT_RETRIES):
             try:
                 stored = self.api.replace_job_status(name, {**base, "status": wanted})
-            except KubeError as e:
-                if e.not_found:
-                    return False
-                if not e.conflict:
-                    raise ControllerError(str(e)) from None
+            except KubeNotFoundError:
+                return False
+            except KubeConflictError:
                 self.conflicts += 1
-                fresh = self.api.get_job(name)
+                fresh = self._rebase(name, base)
                 if fresh is None:
                     return False
-                if (fresh.get("status") or {}) != (base.get("status") or {}):
-                    log.warning("%s: its status was changed by another writer", name)
-                    self._remember(fresh)
-                    return False
-                base = fresh  # only the spec or metadata changed: write on the new version
+                base = fresh
                 continue
+            except KubeError as e:
+                raise _store_error(e) from None
             self._remember(stored)
-            self._post_events(name, base.get("status") or {}, status)
+            for ev in new_events(base.get("status") or {}, status):
+                self.events.record(name, ev.reason, ev.message, ev.type == "Warning", ev.time)
             return True
         return False
 
-    def _post_events(self, name: str, before: Doc, after: JobStatus) -> None:
-        try:
-            old = JobStatus.model_validate(before).events
-        except ValidationError:
-            old = []
-        seen = {(e.time, e.reason, e.message) for e in old}
-        for e in after.events:
-            if (e.time, e.reason, e.message) not in seen:
-                self.events.record(name, e.reason, e.message, e.type == "Warning", e.time)
+    def _rebase(self, name: str, base: Doc) -> Doc | None:
+        """After a conflict: the new version to write the status on when only the spec or
+        metadata changed; None when the job is gone or another writer changed its status."""
+        fresh = self.api.get_job(name)
+        if fresh is None:
+            return None
+        if (fresh.get("status") or {}) != (base.get("status") or {}):
+            log.warning("%s: its status was changed by another writer", name)
+            self._remember(fresh)
+            return None
+        return fresh
 
     def ensure_finalizer(self, name: str) -> None:
         """Add the finalizer to a FlinkJob made without it (kubectl apply), so it cannot vanish
         while its Flink job runs. No request when the known version has it already."""
-        known = (self.document(name) or {}).get("metadata") or {}
-        if FINALIZER in (known.get("finalizers") or []) or known.get("deletionTimestamp"):
+        known = self.document(name) or {}
+        if has_finalizer(known) or deleting(known):
             return
         for _ in range(CONFLICT_RETRIES):
             doc = self._fetch(name)
-            if doc is None:
+            if doc is None or has_finalizer(doc) or deleting(doc):
                 return
-            meta = doc.get("metadata") or {}
-            finalizers = list(meta.get("finalizers") or [])
-            if FINALIZER in finalizers or meta.get("deletionTimestamp"):
-                return
-            body = {**doc, "metadata": {**meta, "finalizers": [*finalizers, FINALIZER]}}
             try:
-                if self._replace(body) is not None:
+                if self._replace(with_finalizer(doc, present=True)) is not None:
                     return
             except ControllerError:
-                return  # gone meanwhile
+                return  # gone meanwhile, or refused: the next reconcile tries again
 
     def forget(self, name: str) -> None:
         """Deletion is done (the FlinkJob has a deletionTimestamp): remove the finalizer, so the
         API server removes the FlinkJob, and the job's lease."""
         for _ in range(CONFLICT_RETRIES):
             doc = self._fetch(name)
-            if doc is None:
+            if doc is None or not has_finalizer(doc):
                 break
-            meta = doc.get("metadata") or {}
-            finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
-            if finalizers != list(meta.get("finalizers") or []):
-                body = {**doc, "metadata": {**meta, "finalizers": finalizers}}
-                try:
-                    self.api.replace_job(name, body)
-                except KubeError as e:
-                    if e.conflict:
-                        continue
-                    if not e.not_found:
-                        raise ControllerError(str(e)) from None
+            try:
+                self.api.replace_job(name, with_finalizer(doc, present=False))
+            except KubeConflictError:
+                continue
+            except KubeNotFoundError:
+                pass  # removed meanwhile
+            except KubeError as e:
+                raise _store_error(e) from None
             break
-        try:
-            self.api.delete_lease(lease_name(name))
-        except KubeError as e:
-            if not e.not_found:
-                log.warning("%s: could not delete its lease: %s", name, e)
+        self.leases.delete(name)
         with self._lock:
             self._docs.pop(name, None)
-            self._leases.pop(name, None)
 
-    # -- leases -----------------------------------------------------------------------------
+    # -- leases (deploy/kube/leases.py) -----------------------------------------------------
 
     def holds(self, name: str, holder: str) -> bool:
-        with self._lock:
-            held = self._leases.get(name)
-        return held is not None and held.holder == holder and time.time() < held.expires
+        return self.leases.holds(name, holder)
 
     def acquire(self, name: str, holder: str, ttl: float) -> bool:
-        """Take or renew the Lease on `name`. A lease renewed less than ttl/4 ago is ours
-        without asking the API server again."""
-        now = time.time()
-        with self._lock:
-            held = self._leases.get(name)
-        if held is not None and held.holder == holder and now - held.renewed < ttl / 4:
-            return now < held.expires
-        try:
-            ok = self._acquire(name, holder, ttl, now)
-        except KubeError as e:
-            log.warning("%s: lease not renewed: %s", name, e)
-            ok = False
-        if not ok:
-            with self._lock:
-                if name in self._leases and self._leases[name].holder == holder:
-                    del self._leases[name]
-        return ok
-
-    def _acquire(self, name: str, holder: str, ttl: float, now: float) -> bool:
-        lease = self.api.get_lease(lease_name(name))
-        duration = max(1, math.ceil(ttl))
-        spec: dict[str, Any] = {
-            "holderIdentity": holder,
-            "leaseDurationSeconds": duration,
-            "renewTime": _microtime(now),
-        }
-        if lease is None:
-            spec.update(acquireTime=_microtime(now), leaseTransitions=0)
-            body: Doc = {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": lease_name(name), "namespace": self.namespace},
-                "spec": spec,
-            }
-            owner = self._owner(name)
-            if owner is not None:
-                body["metadata"]["ownerReferences"] = [owner]
-            try:
-                stored = self.api.create_lease(body)
-            except KubeError as e:
-                if e.conflict:
-                    return False  # another controller created it first
-                raise
-        else:
-            current = lease.get("spec") or {}
-            other = current.get("holderIdentity") or ""
-            renewed = _parse_time(current.get("renewTime")) or 0.0
-            expired = renewed + float(current.get("leaseDurationSeconds") or 0) < now
-            if other and other != holder and not expired:
-                return False
-            transitions = int(current.get("leaseTransitions") or 0)
-            if other == holder:
-                spec["acquireTime"] = current.get("acquireTime") or _microtime(now)
-                spec["leaseTransitions"] = transitions
-            else:
-                spec.update(acquireTime=_microtime(now), leaseTransitions=transitions + 1)
-            try:
-                stored = self.api.replace_lease(lease_name(name), {**lease, "spec": spec})
-            except KubeError as e:
-                if e.conflict or e.not_found:
-                    return False
-                raise
-        version = str((stored.get("metadata") or {}).get("resourceVersion", ""))
-        with self._lock:
-            self._leases[name] = _Held(holder, now + ttl, now, version)
-        return True
-
-    def _owner(self, name: str) -> dict[str, Any] | None:
-        doc = self.document(name)
-        uid = ((doc or {}).get("metadata") or {}).get("uid")
-        if not uid:
-            return None
-        return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": name, "uid": uid}
+        return self.leases.acquire(name, holder, ttl)
 
     def release(self, name: str, holder: str) -> None:
-        """Give the Lease up (another controller may take it at once)."""
-        with self._lock:
-            held = self._leases.pop(name, None)
-        if held is None or held.holder != holder:
-            return
-        try:
-            lease = self.api.get_lease(lease_name(name))
-            if lease is None or (lease.get("spec") or {}).get("holderIdentity") != holder:
-                return
-            spec = {**(lease.get("spec") or {}), "holderIdentity": "", "leaseDurationSeconds": 1}
-            self.api.replace_lease(lease_name(name), {**lease, "spec": spec})
-        except KubeError as e:
-            log.info("%s: lease not released (%s); it expires by itself", name, e)
+        self.leases.release(name, holder)
 
     def lease_holder(self, name: str) -> tuple[str, float] | None:
-        lease = self.api.get_lease(lease_name(name))
-        spec = (lease or {}).get("spec") or {}
-        if not spec.get("holderIdentity"):
-            return None
-        renewed = _parse_time(spec.get("renewTime")) or 0.0
-        return str(spec["holderIdentity"]), renewed + float(spec.get("leaseDurationSeconds") or 0)
-
-
-def _same_status(doc: Doc, status: JobStatus) -> bool:
-    try:
-        return JobStatus.model_validate(doc.get("status") or {}) == status
-    except ValidationError:
-        return False
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self.leases.holder(name)

@@ -14,7 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from deploy.kube.api import Doc, KubeApi, KubeError
+from deploy.errors import KubeError, KubeGoneError
+from deploy.kube.api import Doc, KubeApi
 
 log = logging.getLogger("eddyline.kube.watch")
 WATCH_TIMEOUT_S = 10  # the server ends each watch request after this; it is then resumed
@@ -124,12 +125,13 @@ class JobCache:
                 while not self._stop.is_set() and time.monotonic() - listed_at < self.resync_s:
                     version = self._watch(version)
                 backoff = 1.0
+            except KubeGoneError:
+                if not self._stop.is_set():
+                    log.info("watch expired (410); listing again")
             except KubeError as e:
+                # Unreachable, or refused (RBAC being fixed, say): both may pass; back off.
                 if self._stop.is_set():
                     break
-                if e.gone:
-                    log.info("watch expired (410); listing again")
-                    continue
                 log.warning("watching FlinkJobs failed (%s); again in %.0f s", e, backoff)
                 self._stop.wait(backoff)
                 backoff = min(MAX_BACKOFF_S, backoff * 2)

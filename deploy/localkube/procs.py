@@ -13,11 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from deploy.errors import EddylineError
-
-
-class ClusterError(EddylineError):
-    """The local cluster could not start or stop; the message says what and where to look."""
+from deploy.errors import ClusterError as ClusterError  # noqa: PLC0414 - still importable from here
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -24,7 +24,14 @@ from deploy.controller.model import (
     TriggerObservation,
     TriggerSavepoint,
 )
-from deploy.errors import FlinkError, SpecError
+from deploy.errors import (
+    FlinkError,
+    FlinkNotFoundError,
+    FlinkRefusedError,
+    FlinkUnavailableError,
+    FlinkUnreachableError,
+    SpecError,
+)
 from deploy.flink.rest import FlinkClient
 from deploy.flink.runtime import (
     FlinkRuntime,
@@ -730,11 +737,15 @@ def test_other_failures_of_an_action_are_raised(api: Api, rt: FlinkRuntime) -> N
     with pytest.raises(FlinkError, match="answered 500: busy") as info:
         rt.act(flinkjob(), Cancel("j1"))
     assert info.value.status == 500
-    with pytest.raises(FlinkError, match="answered 404"):
+    assert isinstance(info.value, FlinkUnavailableError)  # temporary: the next try may pass
+    with pytest.raises(FlinkError, match="answered 404") as missing:
         rt.act(flinkjob(), StopWithSavepoint("nope", "t"))
+    assert isinstance(missing.value, FlinkNotFoundError)  # permanent: no such job
     api.down = True
-    with pytest.raises(FlinkError, match="connection refused"):
+    with pytest.raises(FlinkError, match="connection refused") as down:
         rt.act(flinkjob(), Dispose("file:/sp/0"))
+    assert isinstance(down.value, FlinkUnreachableError)
+    assert down.value.status is None
 
 
 def test_submit_uploads_the_jar_once_and_runs_the_python_driver(api: Api, rt: FlinkRuntime) -> None:
@@ -796,6 +807,7 @@ def test_a_refused_submission_of_a_job_that_does_not_exist_is_raised(
     with pytest.raises(FlinkError, match="answered 400") as info:
         rt.act(flinkjob(), Submit("a" * 32, flinkjob().spec, None))
     assert info.value.status == 400
+    assert isinstance(info.value, FlinkRefusedError)  # no traceback in the log to name
     assert ("GET", "/jobs/" + "a" * 32) in api.sent()
 
 

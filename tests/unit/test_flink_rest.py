@@ -8,7 +8,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deploy.errors import FlinkError
+from deploy.errors import (
+    FlinkError,
+    FlinkNotFoundError,
+    FlinkUnreachableError,
+    MissingToolError,
+    PermanentError,
+    ProgramError,
+)
 from deploy.flink import pyjobs
 from deploy.flink.rest import FlinkClient
 from deploy.flink.states import PYTHON_DRIVER
@@ -79,6 +86,7 @@ def test_errors_carry_the_status_and_the_first_line_of_flinks_message(
     with pytest.raises(FlinkError) as info:
         client.job("missing")
     assert info.value.status == 404
+    assert isinstance(info.value, FlinkNotFoundError)
     assert "GET /jobs/missing answered 404" in str(info.value)
     assert "Job missing not found" in str(info.value)
     assert "\tat" not in str(info.value)
@@ -90,9 +98,10 @@ def test_connection_errors_name_the_url() -> None:
 
     with (
         FlinkClient("http://flink:8081", transport=httpx.MockTransport(refuse)) as c,
-        pytest.raises(FlinkError, match="at http://flink:8081 failed: connection refused"),
+        pytest.raises(FlinkError, match="at http://flink:8081 failed: connection refused") as info,
     ):
         c.overview()
+    assert isinstance(info.value, FlinkUnreachableError)
 
 
 _PREFIX = "2026-11-26 18:03:50,001 INFO  org.apache.flink.client.python.PythonDriver    [] - "
@@ -135,6 +144,45 @@ def test_a_failed_python_submission_reports_the_traceback_cause(
     )
     assert "http://flink:8081/#/job-manager/logs" in message
     assert info.value.status == 400
+    assert isinstance(info.value, ProgramError)  # permanent: the same program fails again
+
+
+def test_a_submission_without_an_answer_is_not_explained_from_the_log(
+    fake: FakeFlink, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A timeout may have started the job after all: neither the log (an older failure may be
+    in it) nor the job's existence is asked; the error says Flink did not answer."""
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path.endswith("/run"):
+            raise httpx.ReadTimeout("timed out", request=request)
+        if request.url.path == "/jobmanager/log":
+            return httpx.Response(200, text=LOG)
+        return fake(request)
+
+    jar = tmp_path / "flink-python-2.2.1.jar"
+    jar.write_bytes(b"PK")
+    monkeypatch.setattr("deploy.paths.flink_python_jar", lambda: jar)
+    with (
+        FlinkClient("http://flink:8081", transport=httpx.MockTransport(answer)) as c,
+        pytest.raises(FlinkUnreachableError, match="timed out"),
+    ):
+        pyjobs.submit(c, "jobs.sessions", [], job_id="a" * 32)
+    assert asked[-1].endswith("/run")
+
+
+def test_a_missing_flink_python_jar_is_a_permanent_error(
+    client: FlinkClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def missing() -> Path:
+        raise FileNotFoundError(f"no flink-python jar in {tmp_path}")
+
+    monkeypatch.setattr("deploy.paths.flink_python_jar", missing)
+    with pytest.raises(MissingToolError, match="no flink-python jar") as info:
+        pyjobs.submit(client, "jobs.smoke", [])
+    assert isinstance(info.value, PermanentError)
 
 
 def test_no_finished_python_process_means_no_cause() -> None:

@@ -15,6 +15,12 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from deploy.errors import (
+    KubeConflictError,
+    KubeGoneError,
+    KubeRefusedError,
+    KubeUnavailableError,
+)
 from deploy.kube.api import KubeError, RestApi
 
 JOBS = "/apis/eddyline.dev/v1alpha1/namespaces/ns/flinkjobs"
@@ -116,12 +122,14 @@ def test_documents_and_errors(api: tuple[RestApi, list[Any]]) -> None:
     assert rest.list_jobs() == ([{"metadata": {"name": "a"}}], "42")
     with pytest.raises(KubeError) as conflict:
         rest.replace_job_status("x", {"metadata": {"name": "x", "resourceVersion": "1"}})
-    assert conflict.value.conflict
+    assert isinstance(conflict.value, KubeConflictError)
+    assert conflict.value.status == 409
     assert conflict.value.reason == "Conflict"
     assert "the object has been modified" in str(conflict.value)
     with pytest.raises(KubeError) as forbidden:
         rest.delete_job("x")
     assert forbidden.value.status == 403
+    assert isinstance(forbidden.value, KubeRefusedError)  # retrying cannot help
     assert ("PUT", f"{JOBS}/x/status") == seen[3][:2]
 
 
@@ -154,7 +162,8 @@ def test_a_watch_streams_events_then_raises_410_when_expired(
     with pytest.raises(KubeError) as gone:
         follow()
     assert got == [("ADDED", "j0"), ("ADDED", "j1")]
-    assert gone.value.gone
+    assert isinstance(gone.value, KubeGoneError)
+    assert gone.value.status == 410
     query = seen[-1][1].split("?", 1)[1]
     assert "watch=true" in query
     assert "allowWatchBookmarks=true" in query
@@ -175,7 +184,9 @@ def test_an_absent_server_is_a_kube_error_naming_it() -> None:
     config.host = "http://127.0.0.1:9"
     rest = RestApi(client.ApiClient(config), "ns")
     try:
-        with pytest.raises(KubeError, match=r"Kubernetes API at http://127\.0\.0\.1:9 unreachable"):
+        with pytest.raises(
+            KubeUnavailableError, match=r"Kubernetes API at http://127\.0\.0\.1:9 unreachable"
+        ):
             rest.get_job("x")
     finally:
         rest.close()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from deploy.controller.store import SAVEPOINT_ON_DELETE
-from deploy.errors import ControllerError
+from deploy.errors import ControllerError, StoreUnavailableError, TemporaryError
 from deploy.kube.api import KubeError
 from deploy.kube.store import FINALIZER, KubeStore, lease_name, to_job
 from deploy.spec import (
@@ -202,6 +202,28 @@ def test_an_api_failure_writing_status_is_a_controller_error(
     kube.fail["replace_job_status"] = [KubeError("forbidden", 403, "Forbidden")]
     with pytest.raises(ControllerError, match="forbidden"):
         store.write_status(NAME, RUNNING)
+
+
+def test_an_api_server_unreachable_or_busy_writing_status_is_a_temporary_error(
+    store: KubeStore, kube: FakeKube
+) -> None:
+    """Still a ControllerError (callers catching that keep working), but one the controller
+    waits out: a 503 while the API server elects a leader, or no answer at all."""
+    store.apply(flinkjob())
+    must_get(store)
+    kube.fail["replace_job_status"] = [KubeError("etcd leader changed", 503, "ServiceUnavailable")]
+    with pytest.raises(StoreUnavailableError, match="etcd leader changed") as busy:
+        store.write_status(NAME, RUNNING)
+    assert isinstance(busy.value, ControllerError)
+    assert isinstance(busy.value, TemporaryError)
+    kube.fail["delete_job"] = [KubeError("Internal error occurred", 500, "InternalError")]
+    with pytest.raises(StoreUnavailableError, match="Internal error occurred"):
+        store.request_delete(NAME, savepoint=False)
+    kube.fail["replace_job_status"] = [KubeError("forbidden", 403, "Forbidden")]
+    with pytest.raises(ControllerError) as refused:
+        store.write_status(NAME, RUNNING)
+    assert not isinstance(refused.value, TemporaryError)
+    assert store.write_status(NAME, RUNNING)  # the failures left nothing behind
 
 
 def test_new_status_events_are_posted_as_kubernetes_events_once(

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from deploy.controller.autoscale import Sample
-from deploy.flink import runtime as flink
-from deploy.flink.rest import FlinkClient
-from deploy.flink.runtime import FlinkRuntime, group_id
+from deploy.flink import inputs
+from deploy.flink.inputs import with_committed_lag
+from deploy.flink.runtime import group_id
 from deploy.spec import FlinkJob, parse
 
 
@@ -39,41 +39,40 @@ def _sample(source: str, lag: int = 0, rate: float = 0.0) -> Sample:
     return Sample(time=1, parallelism=1, vertices=(), lag=lag, input_rate=rate, lag_source=source)
 
 
-@pytest.fixture
-def runtime(monkeypatch: pytest.MonkeyPatch) -> FlinkRuntime:
+@pytest.fixture(autouse=True)
+def _kafka(monkeypatch: pytest.MonkeyPatch) -> None:
     def lag(servers: str, group: str, topics: Any, timeout: float) -> int | None:
         assert (servers, group, list(topics)) == ("kafka:9092", "g", ["orders"])
         return 700
 
-    monkeypatch.setattr(flink.kafka_io, "consumer_lag", lag)
-    return FlinkRuntime(FlinkClient("http://flink:8081"), "kafka:9092")
+    monkeypatch.setattr(inputs.kafka_io, "consumer_lag", lag)
 
 
-def test_committed_lag_stands_in_when_the_source_reports_no_pending_records(
-    runtime: FlinkRuntime,
-) -> None:
+def committed(job: FlinkJob, sample: Sample) -> Sample:
+    return with_committed_lag(job, sample, "kafka:9092")
+
+
+def test_committed_lag_stands_in_when_the_source_reports_no_pending_records() -> None:
     job = _job(["--group-id", "g"], topics=["orders"])
-    got = runtime._with_committed_lag(job, _sample("none"))
+    got = committed(job, _sample("none"))
     assert (got.lag, got.lag_source, got.committed_lag) == (700, "committed", 700)
     # With Flink's own measure, that one decides while the committed lag is within one
     # checkpoint interval (10 s) of input; Kafka's is kept beside it.
-    got = runtime._with_committed_lag(job, _sample("pending", lag=50, rate=100.0))
+    got = committed(job, _sample("pending", lag=50, rate=100.0))
     assert (got.lag, got.lag_source, got.committed_lag) == (50, "pending", 700)
-    got = runtime._with_committed_lag(job, _sample("pending", lag=50, rate=65.0))
+    got = committed(job, _sample("pending", lag=50, rate=65.0))
     assert (got.lag, got.lag_source, got.committed_lag) == (50, "pending", 700)  # 700 - 650
 
 
-def test_committed_lag_decides_when_more_waits_than_pending_records_say(
-    runtime: FlinkRuntime,
-) -> None:
+def test_committed_lag_decides_when_more_waits_than_pending_records_say() -> None:
     """Seen with jobs.loadsim in bench.autoscaler: its chained Python map busy, the source read
     4,400 pending records while 45,000 were uncommitted and the job fell further behind."""
     job = _job(["--group-id", "g"], topics=["orders"])
-    got = runtime._with_committed_lag(job, _sample("pending", lag=40, rate=20.0))
+    got = committed(job, _sample("pending", lag=40, rate=20.0))
     # 700 committed - 10 s x 20/s that a checkpoint interval leaves uncommitted anyway = 500.
     assert (got.lag, got.lag_source, got.committed_lag) == (500, "committed", 700)
 
 
-def test_no_input_topics_no_committed_lag(runtime: FlinkRuntime) -> None:
+def test_no_input_topics_no_committed_lag() -> None:
     sample = _sample("none")
-    assert runtime._with_committed_lag(_job(["--group-id", "g"]), sample) is sample
+    assert committed(_job(["--group-id", "g"]), sample) is sample
