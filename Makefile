@@ -101,17 +101,19 @@ integration: setup monitoring-tools
 k8s: setup kube-tools
 	$(PY) -m pytest tests/k8s $(PYTEST_ARGS)
 
-## bench: job throughput, controller and autoscaler against their baselines (bench/results/);
-##        FULL=1 for the long profile (more events, 10 minutes of steady load)
+## bench: job throughput (steady state on 1,000,000 events; the ledger on 100,000 orders),
+##        end-to-end latency under a steady rate, the controller and the autoscaler against their
+##        baselines (bench/results/); FULL=1 for ten minutes of steady autoscaler load
+BENCH_EVENTS ?= 1000000
+BENCH_ORDERS ?= 100000
 ifdef FULL
-BENCH_EVENTS ?= 400000
 BENCH_STEADY ?= 600
 else
-BENCH_EVENTS ?= 100000
 BENCH_STEADY ?= 180
 endif
 bench: setup
-	$(PY) -m bench.throughput --events $(BENCH_EVENTS) $(BENCH_ARGS)
+	$(PY) -m bench.throughput --events $(BENCH_EVENTS) --orders $(BENCH_ORDERS) $(BENCH_ARGS)
+	$(PY) -m bench.latency
 	$(PY) -m bench.controller
 	$(PY) -m bench.autoscaler --steady $(BENCH_STEADY)
 

@@ -29,7 +29,9 @@ from typing import Any
 import psutil
 
 from bench import results_file
-from bench.throughput import CLICK_TOPICS, ORDER_JOBS, ORDER_TOPICS, taskmanager_pids
+from bench.figures import ORDER_JOBS
+from bench.taskmanagers import taskmanager_pids
+from bench.throughput import CLICK_TOPICS, ORDER_TOPICS
 from deploy.datagen import generator, loadgen
 from deploy.flink import pyjobs
 from deploy.flink.rest import FlinkClient

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaError
 
-from bench import throughput
+from bench import ceiling, figures, taskmanagers, throughput
 from jobs import nexmark
 from tests.plans import planned
 
@@ -104,7 +104,7 @@ def test_ceiling_counts_each_partition_up_to_its_end_offset() -> None:
         [FakeMessage("v", 0, 2), FakeMessage("v", 0, 3), FakeMessage("v", 1, 6)],
         [FakeMessage("v", 0, 99)],  # never read: every partition is done
     ]
-    assert throughput.count_to_end(iter(batches), ends) == 5
+    assert ceiling.count_to_end(iter(batches), ends) == 5
 
 
 def test_ceiling_ends_a_partition_at_its_eof_and_fails_when_reading_stops_short() -> None:
@@ -112,20 +112,20 @@ def test_ceiling_ends_a_partition_at_its_eof_and_fails_when_reading_stops_short(
     ends = {("o", 0): (0, 3)}
     # Offset 2 is a transaction marker, never delivered: the EOF at offset 3 ends the partition.
     batches = [[FakeMessage("o", 0, 0), FakeMessage("o", 0, 1)], [FakeMessage("o", 0, 3, eof)]]
-    assert throughput.count_to_end(batches, ends) == 2
+    assert ceiling.count_to_end(batches, ends) == 2
     with pytest.raises(RuntimeError, match=r"\('o', 0\)"):
-        throughput.count_to_end([[FakeMessage("o", 0, 0)]], ends)
-    assert throughput.count_to_end([], {("o", 0): (4, 4)}) == 0
+        ceiling.count_to_end([[FakeMessage("o", 0, 0)]], ends)
+    assert ceiling.count_to_end([], {("o", 0): (4, 4)}) == 0
 
 
 def test_cpu_used_counts_processes_seen_before_and_after() -> None:
-    assert throughput.cpu_used({1: 10.0, 2: 5.0}, {1: 12.5, 3: 1.0}) == 2.5
-    assert throughput.cpu_used({}, {3: 1.0}) is None
+    assert taskmanagers.cpu_used({1: 10.0, 2: 5.0}, {1: 12.5, 3: 1.0}) == 2.5
+    assert taskmanagers.cpu_used({}, {3: 1.0}) is None
 
 
-def _run(seconds: float, steady: float | None = None, cpu: float | None = None) -> throughput.Run:
-    state = None if steady is None else throughput.Steady(steady, cpu)
-    return throughput.Run(seconds, None, state, 2**30)
+def _run(seconds: float, steady: float | None = None, cpu: float | None = None) -> figures.Run:
+    state = None if steady is None else figures.Steady(steady, cpu)
+    return figures.Run(seconds, None, state, 2**30)
 
 
 def test_figures_rates_ratios_and_nexmark_per_core() -> None:
@@ -139,7 +139,7 @@ def test_figures_rates_ratios_and_nexmark_per_core() -> None:
         "sessions_python": [],
     }
     ceilings = {"consumer_ceiling": [0.5], "consumer_ceiling_orders": [0.25]}
-    out = throughput.figures(100_000, runs, ceilings)
+    out = figures.figures(100_000, runs, ceilings)
     assert out["attribution_python_events_per_s"] == 5_000
     assert out["attribution_python_end_to_end_events_per_s"] == 5_000
     assert out["attribution_python_taskmanager_peak_rss_mb"] == 1024
@@ -155,11 +155,11 @@ def test_figures_rates_ratios_and_nexmark_per_core() -> None:
     assert out["nexmark_q8_cpu_s_per_million"] == 50.0
     assert out["nexmark_q8_events_per_s_per_core"] == 20_000
     assert out["nexmark_q8_taskmanager_cores"] == 1.25
-    published = throughput.NEXMARK_PUBLISHED["q8"].events_per_s_per_core
+    published = figures.NEXMARK_PUBLISHED["q8"].events_per_s_per_core
     assert out["nexmark_q8_per_core_vs_published_ratio"] == pytest.approx(20_000 / published)
-    assert out["nexmark_published_source"] == throughput.NEXMARK_SOURCE
+    assert out["nexmark_published_source"] == figures.NEXMARK_SOURCE
     assert not any(k.startswith("nexmark_q11") for k in out)
-    assert "nexmark_published_source" not in throughput.figures(1, {"nexmark_q8": [_run(1.0)]}, {})
+    assert "nexmark_published_source" not in figures.figures(1, {"nexmark_q8": [_run(1.0)]}, {})
 
 
 def test_udf_vs_builtin_takes_both_jobs_together() -> None:
@@ -169,7 +169,7 @@ def test_udf_vs_builtin_takes_both_jobs_together() -> None:
         "attribution_builtin": [_run(1.0, 20_000)],
         "sessions_builtin": [_run(1.0, 20_000)],
     }
-    out = throughput.figures(1_000, runs, {})
+    out = figures.figures(1_000, runs, {})
     # Both jobs one after the other: 16,000 events/s against 20,000.
     assert out["udf_vs_builtin_ratio"] == pytest.approx(0.8)
     assert out["udf_vs_builtin_ratio"] != out["sessions_vs_sql_ratio"]
@@ -177,23 +177,23 @@ def test_udf_vs_builtin_takes_both_jobs_together() -> None:
 
 def test_steady_state_is_read_between_10_and_90_percent() -> None:
     samples = [
-        throughput.Sample(0.0, 0, 0.0, None),
-        throughput.Sample(10.0, 50, 5.0, None),  # start-up: slow
-        throughput.Sample(11.0, 150, 6.0, None),  # first at >= 10 %
-        throughput.Sample(12.0, 500, 7.0, None),
-        throughput.Sample(13.0, 950, 8.0, None),  # first at >= 90 %
-        throughput.Sample(30.0, 1_000, 9.0, None),  # the end: slow
+        figures.Sample(0.0, 0, 0.0, None),
+        figures.Sample(10.0, 50, 5.0, None),  # start-up: slow
+        figures.Sample(11.0, 150, 6.0, None),  # first at >= 10 %
+        figures.Sample(12.0, 500, 7.0, None),
+        figures.Sample(13.0, 950, 8.0, None),  # first at >= 90 %
+        figures.Sample(30.0, 1_000, 9.0, None),  # the end: slow
     ]
-    steady = throughput.steady_state(samples, 1_000)
+    steady = figures.steady_state(samples, 1_000)
     assert steady is not None
     assert steady.events_per_s == pytest.approx(400.0)
     assert steady.cpu_s_per_million == pytest.approx(2.0 / 800 * 1e6)
-    assert throughput.steady_state(samples[:3], 1_000) is None
+    assert figures.steady_state(samples[:3], 1_000) is None
 
 
 def test_published_nexmark_figures_are_consistent() -> None:
     # The table's Throughput/Cores is events / (cores x seconds).
-    for published in throughput.NEXMARK_PUBLISHED.values():
+    for published in figures.NEXMARK_PUBLISHED.values():
         derived = published.events / (published.cores * published.seconds)
         assert derived == pytest.approx(published.events_per_s_per_core, rel=0.005)
 
