@@ -9,93 +9,62 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deploy.errors import SpecError
-from jobs.flags import duration_ms
+from deploy.spec_fields import (
+    MAX_DURATION_MS,
+    ConfigValue,
+    Duration,
+    JobEntry,
+    Model,
+    milliseconds,
+    seconds,
+)
+
+__all__ = [
+    "API_VERSION",
+    "KIND",
+    "MAX_DURATION_MS",
+    "AutoscalerSpec",
+    "CheckpointMode",
+    "CheckpointingSpec",
+    "Condition",
+    "ConfigValue",
+    "Duration",
+    "Event",
+    "FlinkJob",
+    "FlinkJobSpec",
+    "JobEntry",
+    "JobSpec",
+    "JobState",
+    "JobStatus",
+    "KafkaSpec",
+    "Lifecycle",
+    "Metadata",
+    "Model",
+    "Operation",
+    "PythonExecutionMode",
+    "RestartPolicy",
+    "SavepointInfo",
+    "SavepointsSpec",
+    "SpecError",
+    "UpgradeMode",
+    "json_schema",
+    "load_yaml",
+    "milliseconds",
+    "parse",
+    "problems",
+    "seconds",
+]
 
 API_VERSION: Literal["eddyline.dev/v1alpha1"] = "eddyline.dev/v1alpha1"
 KIND: Literal["FlinkJob"] = "FlinkJob"
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", validate_default=True
-    )
-
-
-MAX_DURATION_MS = 366 * 86_400_000
-
-
-def _check_duration(text: str) -> str:
-    if duration_ms(text) > MAX_DURATION_MS:  # ValueError names a text that is no duration
-        raise ValueError(f"{text!r} is longer than a year")
-    return text
-
-
-Duration = Annotated[
-    str,
-    AfterValidator(_check_duration),
-    Field(json_schema_extra={"pattern": r"^\s*\d+\s*(ms|s|m|h|d)\s*$"}),
-]
-
-
-def seconds(duration: str) -> float:
-    return duration_ms(duration) / 1000.0
-
-
-def milliseconds(duration: str) -> int:
-    return duration_ms(duration)
-
-
-def _check_entry(entry: str) -> str:
-    """A module under jobs/ (`jobs.ledger`) or a relative `.py` path; never `..` or absolute.
-
-    Where a file really resolves (symlinks) is checked against the allowed folders at submit
-    time, by `deploy.flink.entries`, because only the machine that runs it can tell.
-    """
-    if entry.endswith(".py"):
-        path = PurePosixPath(entry)
-        if path.is_absolute() or entry.startswith("~") or "\\" in entry:
-            raise ValueError(f"{entry!r}: a job file must be a path relative to the project")
-        if ".." in path.parts:
-            raise ValueError(f"{entry!r}: '..' is not allowed in a job path")
-        return entry
-    if not _MODULE.match(entry) or not entry.startswith("jobs."):
-        raise ValueError(
-            f"{entry!r}: use a module under jobs/ (e.g. jobs.ledger) or a relative path to a "
-            ".py file inside an allowed folder"
-        )
-    return entry
-
-
-def _config_value(value: Any) -> Any:
-    """Flink configuration is strings; YAML gives numbers and booleans for some of them."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return value
-
-
-ConfigValue = Annotated[str, BeforeValidator(_config_value)]
 
 
 class JobState(StrEnum):
@@ -131,7 +100,7 @@ class Lifecycle(StrEnum):
 
 
 class JobSpec(Model):
-    entry: Annotated[str, AfterValidator(_check_entry)] = Field(
+    entry: JobEntry = Field(
         description="a module under jobs/ (jobs.ledger) or a .py file inside an allowed folder"
     )
     args: list[str] = Field(default_factory=list, description="the job's own flags")

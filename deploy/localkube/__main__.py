@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from deploy.errors import ClusterError
 from deploy.localkube import node
 from deploy.localkube.layout import Layout
-from deploy.localkube.procs import ClusterError
 from deploy.paths import cache_root
 
 console = Console(stderr=True)

@@ -15,6 +15,7 @@ import os
 import re
 from pathlib import Path
 
+from deploy.errors import ClusterError
 from deploy.localkube.layout import (
     BRIDGE,
     GATEWAY,
@@ -23,7 +24,7 @@ from deploy.localkube.layout import (
     SERVICE_CIDR,
     SYSCTLS,
 )
-from deploy.localkube.procs import ClusterError, run
+from deploy.localkube.procs import run
 
 # Chains kubelet creates that `kube-proxy --cleanup` does not remove.
 KUBELET_CHAINS = ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT")

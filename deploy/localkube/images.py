@@ -61,15 +61,16 @@ def normalised(ref: str) -> str:
 
 
 def present(layout: Layout, ref: str) -> bool:
-    out = run(_ctr(layout, "images", "ls", "-q"))
+    out = run(ctr(layout, "images", "ls", "-q"))
     return normalised(ref) in out.split()
 
 
 def import_archive(layout: Layout, archive: Path) -> None:
-    run(_ctr(layout, "images", "import", str(archive)), timeout=900)
+    run(ctr(layout, "images", "import", str(archive)), timeout=900)
 
 
-def _ctr(layout: Layout, *args: str) -> list[str]:
+def ctr(layout: Layout, *args: str) -> list[str]:
+    """A `ctr` command line against our containerd, in the namespace kubelet uses."""
     return ["ctr", "--address", str(layout.containerd_socket), "--namespace", "k8s.io", *args]
 
 

@@ -11,11 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from deploy.errors import EddylineError
-
-
-class PkiError(EddylineError):
-    """openssl failed; the message has its error output."""
+from deploy.errors import PkiError
 
 
 def _openssl(*args: str, cwd: Path) -> None:

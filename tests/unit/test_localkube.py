@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy.localkube import configs, host, images, node, procs
+from deploy.errors import ClusterError
+from deploy.localkube import checks, configs, host, images, node, procs, record
 from deploy.localkube.layout import BRIDGE, GATEWAY, PAUSE_IMAGE, POD_CIDR, Layout
-from deploy.localkube.procs import ClusterError
+from deploy.localkube.pods import explain_pods
 
 
 @pytest.fixture
@@ -124,16 +125,16 @@ def test_snapshot_differences_are_named() -> None:
 def test_missing_binaries_are_named_with_the_command_that_builds_them(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(node.host, "is_root", lambda: True)
-    monkeypatch.setattr(node, "BIN_DIR", tmp_path)
+    monkeypatch.setattr(host, "is_root", lambda: True)
+    monkeypatch.setattr(checks, "BIN_DIR", tmp_path)
     with pytest.raises(ClusterError, match=r"missing in .*kubelet.*make kube-tools"):
-        node.preflight()
+        checks.preflight()
 
 
 def test_it_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(node.host, "is_root", lambda: False)
+    monkeypatch.setattr(host, "is_root", lambda: False)
     with pytest.raises(ClusterError, match="needs root"):
-        node.preflight()
+        checks.preflight()
 
 
 def test_a_taken_subnet_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,9 +154,9 @@ def test_our_own_bridge_route_is_not_a_conflict(monkeypatch: pytest.MonkeyPatch)
 
 def test_a_second_up_or_down_waits_for_the_first(layout: Layout) -> None:
     with (
-        node._locked(layout),
+        record.locked(layout),
         pytest.raises(ClusterError, match="another `up` or `down`"),
-        node._locked(layout),
+        record.locked(layout),
     ):
         pass
 
@@ -223,7 +224,7 @@ def test_a_pod_whose_image_is_not_loaded_is_explained_with_its_reason() -> None:
             "lastTimestamp": "2026-12-02T10:00:00Z",
         }
     ]
-    assert node.explain_pods(pods, events) == [
+    assert explain_pods(pods, events) == [
         'pod ns/stuck (Pending): ErrImageNeverPull: Container image "eddyline:9.9" is not present '
         "with pull policy of Never",
         "pod ns/unscheduled (Pending): FailedScheduling: "
@@ -238,16 +239,16 @@ def test_a_cluster_another_checkout_runs_is_left_alone(
     other.root.mkdir()
     me = procs.start("kubelet", ["sleep", "30"], tmp_path)
     try:
-        node._save_state(other, node.ClusterState(server="https://x", procs=[me]))
+        record.save_state(other, record.ClusterState(server="https://x", procs=[me]))
         owner = tmp_path / "owner"
         owner.write_text(f"{other.root.resolve()}\n")
-        monkeypatch.setattr(node, "OWNER_FILE", owner)
+        monkeypatch.setattr(record, "OWNER_FILE", owner)
         with pytest.raises(ClusterError, match=r"a local cluster from .*other is running"):
-            node._check_owner(Layout(tmp_path / "mine"))
-        node._check_owner(other)  # its own folder: fine
+            record.check_owner(Layout(tmp_path / "mine"))
+        record.check_owner(other)  # its own folder: fine
     finally:
         procs.stop(me)
-    node._check_owner(Layout(tmp_path / "mine"))  # stopped: no longer in the way
+    record.check_owner(Layout(tmp_path / "mine"))  # stopped: no longer in the way
 
 
 NEVER_PULLED = 'Container image "eddyline:9.9" is not present with pull policy of Never'
@@ -284,7 +285,7 @@ def _never_pulled_events(uid: str) -> list[dict[str, Any]]:
 
 def test_the_event_for_the_waiting_reason_is_quoted_when_the_status_has_no_message() -> None:
     pods = [_waiting_pod("2", "ErrImageNeverPull")]
-    assert node.explain_pods(pods, _never_pulled_events("2")) == [
+    assert explain_pods(pods, _never_pulled_events("2")) == [
         f"pod ns/stuck (Pending): ErrImageNeverPull: {NEVER_PULLED}"
     ]
 
@@ -293,6 +294,14 @@ def test_the_event_a_failed_event_names_is_quoted_while_the_status_lags_behind()
     # kubelet's status update has not landed yet: the container still waits "ContainerCreating".
     pods = [_waiting_pod("3", "ContainerCreating")]
     scheduled = _event("3", "Scheduled", "Successfully assigned ns/stuck to node", "09:59:59")
-    assert node.explain_pods(pods, [scheduled, *_never_pulled_events("3")]) == [
+    assert explain_pods(pods, [scheduled, *_never_pulled_events("3")]) == [
         f"pod ns/stuck (Pending): ErrImageNeverPull: {NEVER_PULLED}"
     ]
+
+
+def test_node_keeps_the_names_the_cli_and_the_cluster_tests_use() -> None:
+    # `python -m deploy.localkube` and tests/cluster reach the cluster through this module.
+    for name in ("up", "down", "status", "load_state", "ORDER", "ClusterState", "explain_pods"):
+        assert name in node.__all__
+        assert hasattr(node, name)
+    assert set(node.ORDER) >= {"containerd", "etcd", "kube-apiserver", "kubelet", "kube-proxy"}
