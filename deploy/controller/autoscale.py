@@ -112,7 +112,28 @@ def evidence(samples: list[Sample], now: int, spec: AutoscalerSpec) -> tuple[lis
     return recent, ""
 
 
-def decide(  # noqa: PLR0911, PLR0912, PLR0915 - one return per rule reads best
+@dataclass(frozen=True)
+class Load:
+    """What the job must process, from the samples of one window."""
+
+    lag: int  # records waiting now
+    lag_growth: float  # records/s the backlog grows by (negative: shrinks)
+    input_rate: float  # records/s arriving: read by the sources plus the backlog's growth
+    target_rate: float  # records/s to keep up and clear the backlog within `catchUp`
+    source_out: float  # records/s the sources emit
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What the busy metrics say: the parallelism the job needs (the most any vertex needs for its
+    share of the target rate), and its busiest vertex."""
+
+    needed: int
+    utilisation: float  # the busiest vertex's busy fraction
+    bottleneck: str  # that vertex's name ("" when none is busy at all)
+
+
+def decide(
     spec: AutoscalerSpec,
     samples: list[Sample],
     history: History,
@@ -124,34 +145,62 @@ def decide(  # noqa: PLR0911, PLR0912, PLR0915 - one return per rule reads best
     if not samples:
         return Decision(0, False, "no metrics yet")
     current = samples[-1].parallelism
-    hold = Decision(current, False, "", scale_down_wanted_since=history.scale_down_wanted_since)
-
-    def keep(reason: str, **inputs: float) -> Decision:
-        return Decision(
-            current, False, reason, inputs, scale_down_wanted_since=hold.scale_down_wanted_since
-        )
-
-    if history.job_started_at and now - history.job_started_at < milliseconds(spec.stabilization):
-        return keep("stabilising after a restart")
-    if history.last_rescale_at and now - history.last_rescale_at < milliseconds(spec.cooldown):
-        return keep("cooling down after a rescale")
-    recent, waiting = evidence(samples, now, spec)
+    waiting = pause(spec, history, now)
+    recent: list[Sample] = []
+    if not waiting:
+        recent, waiting = evidence(samples, now, spec)
     if waiting:
-        return keep(waiting)
-    span_ms = recent[-1].time - recent[0].time
+        return Decision(
+            current, False, waiting, scale_down_wanted_since=history.scale_down_wanted_since
+        )
+    load = measure(recent, spec)
+    capacity = assess(recent, current, load, spec)
+    needed = capacity.needed
+    if lagging(load, spec) and load.source_out >= MIN_EVIDENCE_RATE:
+        # Falling behind whatever the busy metrics say (they can under-read, e.g. time spent
+        # waiting on a Python worker): `current` subtasks process `source_out` records/s, so
+        # the target rate needs at least proportionally more.
+        needed = max(needed, math.ceil(current * load.target_rate / load.source_out))
+    upper = spec.max_parallelism
+    if partitions:
+        upper = min(upper, max(partitions, spec.min_parallelism))
+    wanted = align(max(spec.min_parallelism, min(needed, upper)), upper)
+    inputs = _inputs(load, capacity, needed, recent[-1])
+    return verdict(spec, history, now, current, wanted, load, capacity.utilisation, inputs)
 
+
+def pause(spec: AutoscalerSpec, history: History, now: int) -> str:
+    """Why the job's metrics do not count yet (just restarted, just rescaled), or ""."""
+    if history.job_started_at and now - history.job_started_at < milliseconds(spec.stabilization):
+        return "stabilising after a restart"
+    if history.last_rescale_at and now - history.last_rescale_at < milliseconds(spec.cooldown):
+        return "cooling down after a rescale"
+    return ""
+
+
+def measure(recent: list[Sample], spec: AutoscalerSpec) -> Load:
+    span_ms = recent[-1].time - recent[0].time
     lag = recent[-1].lag
     lag_growth = (recent[-1].lag - recent[0].lag) / max(span_ms / 1000, 1e-3)
     # Records arrive as fast as the sources read them plus as fast as the backlog grows.
     input_rate = sum(s.input_rate for s in recent) / len(recent) + max(0.0, lag_growth)
-    catch_up = seconds(spec.catch_up)
-    target_rate = input_rate + lag / catch_up
-
+    target_rate = input_rate + lag / seconds(spec.catch_up)
     # What the sources emit now; each vertex sees a fixed share of it (its selectivity), which
     # holds when the job is saturated too (then the sources are slowed down as well).
     source_out = sum(v.records_out_per_s for s in recent for v in s.vertices if v.is_source) / len(
         recent
     )
+    return Load(lag, lag_growth, input_rate, target_rate, source_out)
+
+
+def lagging(load: Load, spec: AutoscalerSpec) -> bool:
+    """The backlog grows and already holds more than a quarter of `catchUp` of input."""
+    return load.lag_growth > 0 and load.lag > load.input_rate * seconds(spec.catch_up) / 4
+
+
+def assess(recent: list[Sample], current: int, load: Load, spec: AutoscalerSpec) -> Capacity:
+    """The parallelism each vertex needs for its share of the target rate at the target
+    utilisation; the job needs the largest."""
     needed = 1
     utilisation = 0.0
     bottleneck = ""
@@ -167,46 +216,54 @@ def decide(  # noqa: PLR0911, PLR0912, PLR0915 - one return per rule reads best
         if busy <= 0.01 or rate < MIN_EVIDENCE_RATE:
             continue  # idle or barely fed: it says nothing about capacity
         true_rate_per_subtask = rate / current / busy
-        share = rate / source_out if source_out > 0 else 1.0
-        vertex_target = target_rate * share
+        share = rate / load.source_out if load.source_out > 0 else 1.0
+        vertex_target = load.target_rate * share
         needed = max(
             needed, math.ceil(vertex_target / (true_rate_per_subtask * spec.target_utilization))
         )
+    return Capacity(needed, utilisation, bottleneck)
 
-    lagging = lag_growth > 0 and lag > input_rate * catch_up / 4
-    if lagging and source_out >= MIN_EVIDENCE_RATE:
-        # Falling behind whatever the busy metrics say (they can under-read, e.g. time spent
-        # waiting on a Python worker): `current` subtasks process `source_out` records/s, so
-        # the target rate needs at least proportionally more.
-        needed = max(needed, math.ceil(current * target_rate / source_out))
 
-    upper = spec.max_parallelism
-    if partitions:
-        upper = min(upper, max(partitions, spec.min_parallelism))
-    wanted = align(max(spec.min_parallelism, min(needed, upper)), upper)
+def _inputs(load: Load, capacity: Capacity, needed: int, last: Sample) -> dict[str, float]:
+    """The figures a decision rests on, kept with it in the job's status."""
     inputs = {
-        "input_rate": round(input_rate, 1),
-        "lag": float(lag),
-        "lag_growth_per_s": round(lag_growth, 1),
-        "target_rate": round(target_rate, 1),
-        "utilisation": round(utilisation, 3),
+        "input_rate": round(load.input_rate, 1),
+        "lag": float(load.lag),
+        "lag_growth_per_s": round(load.lag_growth, 1),
+        "target_rate": round(load.target_rate, 1),
+        "utilisation": round(capacity.utilisation, 3),
         "needed": float(needed),
     }
-    if bottleneck:
-        inputs["bottleneck_busy"] = round(utilisation, 3)
-    if recent[-1].committed_lag is not None:
-        inputs["committed_lag"] = float(recent[-1].committed_lag)
+    if capacity.bottleneck:
+        inputs["bottleneck_busy"] = round(capacity.utilisation, 3)
+    if last.committed_lag is not None:
+        inputs["committed_lag"] = float(last.committed_lag)
+    return inputs
 
+
+def verdict(
+    spec: AutoscalerSpec,
+    history: History,
+    now: int,
+    current: int,
+    wanted: int,
+    load: Load,
+    utilisation: float,
+    inputs: dict[str, float],
+) -> Decision:
+    """Scale up when short of capacity, down once that has been wanted for `scaleDownDelay`,
+    else stay: inside the band around the target nothing happens."""
     low = spec.target_utilization - spec.utilization_band
     high = spec.target_utilization + spec.utilization_band
+    behind = lagging(load, spec)
     # Busy alone is no proof of overload for PyFlink: time a task waits on its Python worker
     # counts as busy, so a job can read 90 % busy at 10 events/s (measured, bench.autoscaler).
     # More subtasks are only worth a restart when records are waiting too.
-    backlog = lag > max(input_rate * MIN_BACKLOG_S, MIN_BACKLOG_RECORDS)
-    if wanted > current and (lagging or (utilisation > high and backlog)):
-        why = "lag is growing" if lagging and utilisation <= high else f"busy {utilisation:.0%}"
+    backlog = load.lag > max(load.input_rate * MIN_BACKLOG_S, MIN_BACKLOG_RECORDS)
+    if wanted > current and (behind or (utilisation > high and backlog)):
+        why = "lag is growing" if behind and utilisation <= high else f"busy {utilisation:.0%}"
         return Decision(wanted, True, f"scale up {current} → {wanted}: {why}", inputs)
-    if wanted < current and utilisation < low and not lagging:
+    if wanted < current and utilisation < low and not behind:
         since = history.scale_down_wanted_since or now
         delay_ms = milliseconds(spec.scale_down_delay)
         if now - since >= delay_ms:

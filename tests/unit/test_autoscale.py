@@ -17,8 +17,8 @@ from deploy.controller.autoscale import (
     decide,
 )
 from deploy.spec import AutoscalerSpec
+from tests.unit.builders import T0
 
-T0 = 1_800_000_000_000
 SPEC = AutoscalerSpec(
     enabled=True,
     min_parallelism=1,

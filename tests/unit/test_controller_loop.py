@@ -1,122 +1,40 @@
-"""The reconcile loop (deploy/controller/loop.py) with a real SqliteStore and a fake runtime:
-the status is written before any action runs, failed actions are recorded, deletion forgets the
-job, and a job leased by one controller is left alone by another."""
+"""The reconcile loop (deploy/controller/loop.py) with a real SqliteStore and a fake runtime
+(tests/unit/builders.FakeRuntime): the status is written before any action runs, failed actions
+are recorded, deletion forgets the job, and a job leased by one controller is left alone by
+another."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from deploy import failpoints
 from deploy.controller.loop import Controller, now_ms, stop_on_signals
 from deploy.controller.model import (
-    Action,
     Cancel,
     Dispose,
     Forget,
-    JobObservation,
-    Observation,
     StopWithSavepoint,
     Submit,
-    TriggerObservation,
-    TriggerSavepoint,
 )
 from deploy.errors import FlinkError, SpecError
 from deploy.local.store import SqliteStore
-from deploy.spec import FlinkJob, FlinkJobSpec, JobStatus, Lifecycle, parse
-
-NAME = "ledger"
-SP = "file:/state/savepoints/savepoint-1"
+from deploy.spec import FlinkJobSpec, JobStatus, Lifecycle, SavepointInfo
+from tests.unit.builders import NAME, SP, FakeRuntime, flinkjob
 
 
-def flinkjob(name: str = NAME, **spec: Any) -> FlinkJob:
-    job: dict[str, Any] = {"entry": "jobs.ledger"}
-    job.update(spec.pop("job", {}))
-    return parse(
-        {
-            "apiVersion": "eddyline.dev/v1alpha1",
-            "kind": "FlinkJob",
-            "metadata": {"name": name},
-            "spec": {"job": job, **spec},
-        }
-    )
+def scale(parallelism: int) -> Callable[[FlinkJobSpec], FlinkJobSpec]:
+    """A user's `eddyline scale`: the change the store applies to the spec."""
 
-
-def scale(parallelism: int):  # type: ignore[no-untyped-def]
     def change(spec: FlinkJobSpec) -> FlinkJobSpec:
-        return spec.model_copy(
-            update={"job": spec.job.model_copy(update={"parallelism": parallelism})}
-        )
+        return spec.with_job(parallelism=parallelism)
 
     return change
-
-
-@dataclass
-class Acted:
-    action: Action
-    status_then: JobStatus  # what the store held when the action was performed
-
-
-@dataclass
-class FakeRuntime:
-    """A Flink in memory: jobs by id, savepoint triggers by id. Acting changes it the way Flink
-    would (a submitted job runs, a stopped one finishes with a savepoint), and records what was
-    done with the status the store held at that moment."""
-
-    store: SqliteStore
-    jobs: dict[str, JobObservation] = field(default_factory=dict)
-    triggers: dict[str, TriggerObservation] = field(default_factory=dict)
-    acted: list[Acted] = field(default_factory=list)
-    observed: list[int] = field(default_factory=list)
-    fail: dict[str, Exception] = field(default_factory=dict)  # action kind → raised
-    observation: dict[str, Any] = field(default_factory=dict)  # extra Observation fields
-    on_observe: Any = None
-
-    def observe(self, job: FlinkJob, now: int) -> Observation:
-        self.observed.append(now)
-        if self.on_observe is not None:
-            self.on_observe()
-        st = job.status
-        op = st.operation
-        return Observation(
-            now=now,
-            job=self.jobs.get(st.job_id or (op.job_id if op else None) or ""),
-            new_job=self.jobs.get(op.new_job_id) if op and op.new_job_id else None,
-            trigger=(
-                self.triggers.get(op.trigger_id, TriggerObservation("UNKNOWN"))
-                if op and op.trigger_id
-                else None
-            ),
-            **self.observation,
-        )
-
-    def act(self, job: FlinkJob, action: Action) -> None:
-        stored = self.store.get(job.name)
-        assert stored is not None, "acting on a job the store no longer has"
-        self.acted.append(Acted(action, stored.status))
-        error = self.fail.get(action.kind)
-        if error is not None:
-            raise error
-        if isinstance(action, Submit):
-            self.jobs[action.job_id] = JobObservation(
-                action.job_id, "RUNNING", all_running=True, start_time=now_ms()
-            )
-        elif isinstance(action, StopWithSavepoint):
-            self.jobs[action.job_id] = JobObservation(action.job_id, "FINISHED")
-            self.triggers[action.trigger_id] = TriggerObservation("COMPLETED", location=SP)
-        elif isinstance(action, TriggerSavepoint):
-            self.triggers[action.trigger_id] = TriggerObservation("COMPLETED", location=SP)
-        elif isinstance(action, Cancel):
-            self.jobs[action.job_id] = JobObservation(action.job_id, "CANCELED")
-
-    def kinds(self) -> list[str]:
-        return [a.action.kind for a in self.acted]
 
 
 @pytest.fixture(autouse=True)
@@ -312,7 +230,7 @@ def test_an_unexpected_exception_escapes_reconcile_but_not_run_once(
     store: SqliteStore, runtime: FakeRuntime
 ) -> None:
     store.apply(flinkjob())
-    store.apply(flinkjob("other"))
+    store.apply(flinkjob(name="other"))
     runtime.fail["submit"] = RuntimeError("a bug")
     controller = Controller(store, runtime)
     with pytest.raises(RuntimeError, match="a bug"):
@@ -330,8 +248,6 @@ def test_a_failed_disposal_is_only_an_event(store: SqliteStore, runtime: FakeRun
     controller.reconcile(NAME)
     controller.reconcile(NAME)
     st = status(store)
-    from deploy.spec import SavepointInfo  # noqa: PLC0415
-
     old = [SavepointInfo(path=f"sp{i}", time=i, trigger="periodic") for i in (1, 2)]
     store.write_status(NAME, st.model_copy(update={"savepoints": old}))
     runtime.fail["dispose-savepoint"] = FlinkError("not found", 404)
@@ -457,7 +373,7 @@ def test_a_crashed_controllers_lease_expires_and_another_takes_over(
 
 def test_run_once_reconciles_every_job(store: SqliteStore, runtime: FakeRuntime) -> None:
     for name in ("a", "b", "c"):
-        store.apply(flinkjob(name))
+        store.apply(flinkjob(name=name))
     Controller(store, runtime).run_once()
     assert runtime.kinds() == ["submit", "submit", "submit"]
     assert all(status(store, n).operation is not None for n in ("a", "b", "c"))
