@@ -42,20 +42,8 @@ from deploy.flink.runtime import (
 )
 from deploy.flink.states import PYTHON_DRIVER
 from deploy.local.store import SqliteStore
-from deploy.spec import FlinkJob, JobStatus, Operation, parse
-
-
-def flinkjob(**spec: Any) -> FlinkJob:
-    job = {"entry": "jobs.ledger", "args": ["--orders-topic", "orders"]}
-    job.update(spec.pop("job", {}))
-    return parse(
-        {
-            "apiVersion": "eddyline.dev/v1alpha1",
-            "kind": "FlinkJob",
-            "metadata": {"name": "ledger"},
-            "spec": {"job": job, **spec},
-        }
-    )
+from deploy.spec import FlinkJob, JobStatus, Operation
+from tests.unit.builders import flinkjob, with_status
 
 
 class FakeFlink:
@@ -457,7 +445,7 @@ def kafka(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str]]]:
 
 
 def job_with(status: JobStatus, **spec: Any) -> FlinkJob:
-    return flinkjob(**spec).model_copy(update={"status": status})
+    return with_status(flinkjob(**spec), status)
 
 
 def test_observe_maps_a_running_job_and_its_latest_checkpoint(api: Api, rt: FlinkRuntime) -> None:

@@ -10,7 +10,8 @@ from deploy.controller.capacity import slots_wanted
 from deploy.local.slots import LocalTaskManagers
 from deploy.local.stack import elastic
 from deploy.local.stack.state import ComponentState, StackState, save
-from deploy.spec import FlinkJob, JobStatus, Lifecycle, parse
+from deploy.spec import FlinkJob, JobStatus, Lifecycle
+from tests.unit.builders import flinkjob, with_status
 
 
 def test_desired_taskmanagers_cover_the_wanted_slots_within_the_bounds() -> None:
@@ -52,18 +53,12 @@ def test_the_request_file_round_trips_and_bad_content_reads_as_no_request(tmp_pa
 
 
 def _job(name: str, parallelism: int, scaling: bool = False, **status: Any) -> FlinkJob:
-    job = parse(
-        {
-            "apiVersion": "eddyline.dev/v1alpha1",
-            "kind": "FlinkJob",
-            "metadata": {"name": name},
-            "spec": {
-                "job": {"entry": "jobs.ledger", "parallelism": parallelism},
-                "autoscaler": {"enabled": scaling},
-            },
-        }
+    job = flinkjob(
+        name=name,
+        job={"entry": "jobs.ledger", "parallelism": parallelism, "args": []},
+        autoscaler={"enabled": scaling},
     )
-    return job.model_copy(update={"status": JobStatus(**status)})
+    return with_status(job, JobStatus(**status))
 
 
 def test_slots_wanted_counts_running_jobs_at_the_parallelism_they_should_run_at() -> None:
