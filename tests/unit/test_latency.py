@@ -1,5 +1,6 @@
-"""bench/latency.py's pure parts: event time on the wall clock, what the contract attributes,
-matching records to clicks, the event-time wait, percentiles and the exactly-once estimate."""
+"""bench.latency's pure parts (bench/latency_*.py): event time on the wall clock, what the
+contract attributes, matching records to clicks, the event-time wait, percentiles and the
+exactly-once estimate."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import json
 
 import pytest
 
-from bench import latency
-from bench.latency import Event, Restamper
+from bench import latency_clock, latency_figures, latency_job, latency_match
+from bench.latency_clock import Restamper
+from bench.latency_match import Event
 from deploy.datagen.generator import Message
 
 
@@ -62,23 +64,23 @@ def test_unknown_fields_after_ts_are_kept() -> None:
 def test_the_generator_is_paced_to_run_its_event_time_with_the_clock(
     rate: float, gap: int, scale: float
 ) -> None:
-    assert latency.pace(rate) == (gap, pytest.approx(scale))
+    assert latency_clock.pace(rate) == (gap, pytest.approx(scale))
 
 
 def test_the_event_time_wait_is_to_the_window_end_plus_the_out_of_orderness() -> None:
-    assert latency.window_end(12_345, 10_000) == 20_000
-    assert latency.window_end(20_000, 10_000) == 30_000  # the end belongs to the next window
-    assert latency.window_end(-1, 10_000) == 0
+    assert latency_match.window_end(12_345, 10_000) == 20_000
+    assert latency_match.window_end(20_000, 10_000) == 30_000  # the end belongs to the next window
+    assert latency_match.window_end(-1, 10_000) == 0
     # A click produced (and stamped) at 12.345 s waits until 20 s + 5 s.
-    assert latency.event_time_wait_ms(12_345, 12_345, 10_000, 5_000) == 12_655
+    assert latency_match.event_time_wait_ms(12_345, 12_345, 10_000, 5_000) == 12_655
     # Out of order: stamped 1 s before it was produced, it waits 1 s less.
-    assert latency.event_time_wait_ms(13_345, 12_345, 10_000, 5_000) == 11_655
+    assert latency_match.event_time_wait_ms(13_345, 12_345, 10_000, 5_000) == 11_655
 
 
 def test_a_window_closes_only_when_event_time_went_past_it_and_the_out_of_orderness() -> None:
-    margin = latency.CLOSE_MARGIN_MS
-    assert latency.closes(12_345, 10_000, 5_000, final_ts=25_000 + margin)
-    assert not latency.closes(12_345, 10_000, 5_000, final_ts=25_000 + margin - 1)
+    margin = latency_match.CLOSE_MARGIN_MS
+    assert latency_match.closes(12_345, 10_000, 5_000, final_ts=25_000 + margin)
+    assert not latency_match.closes(12_345, 10_000, 5_000, final_ts=25_000 + margin - 1)
 
 
 def _ev(event_id: str, ts: int, produced: int | None = None, user: str = "u1") -> Event:
@@ -96,13 +98,13 @@ def test_attributable_clicks_have_a_view_of_the_same_user_and_ad_window_not_afte
         _ev("c6", 3_000, user="u2"),  # a view at the same ts counts
         _ev("c1", 2_000, produced=2_500),  # a duplicate: the first send counts
     ]
-    found = latency.attributable(views, clicks, 10_000)
+    found = latency_match.attributable(views, clicks, 10_000)
     assert sorted(found) == ["c1", "c4", "c6"]
     assert found["c1"].produced_ms == 2_000
 
 
 def test_first_visible_takes_each_clicks_earliest_record() -> None:
-    seen = latency.first_visible([("c1", 30.0), ("c2", 31.0), ("c1", 29.0)])
+    seen = latency_match.first_visible([("c1", 30.0), ("c2", 31.0), ("c1", 29.0)])
     assert seen == {"c1": 29.0, "c2": 31.0}
 
 
@@ -114,7 +116,7 @@ def test_match_pairs_measured_clicks_and_counts_the_rest() -> None:
         "open": _ev("open", 21_000),
     }
     visible = {"warm": 16_000.0, "ok": 25_600.0, "open": 40_000.0}
-    m = latency.match(expected, visible, 5_000, 10_000, 5_000, final_ts=30_000)
+    m = latency_match.match(expected, visible, 5_000, 10_000, 5_000, final_ts=30_000)
     assert (m.warmup, m.not_closed, m.unmatched) == (1, 1, ["lost"])
     [s] = m.samples
     assert (s.click_id, s.window_end) == ("ok", 20_000)
@@ -125,16 +127,16 @@ def test_match_pairs_measured_clicks_and_counts_the_rest() -> None:
 
 def test_summary_is_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
-    assert latency.summary(values) == {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0}
-    assert latency.summary([3.0]) == {"p50": 3.0, "p95": 3.0, "p99": 3.0, "max": 3.0}
+    assert latency_figures.summary(values) == {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0}
+    assert latency_figures.summary([3.0]) == {"p50": 3.0, "p95": 3.0, "p99": 3.0, "max": 3.0}
 
 
 def test_exactly_once_records_show_when_the_next_checkpoint_completes() -> None:
     checkpoints = [(10_000.0, 10_300.0), (20_000.0, 20_250.0)]
-    assert latency.eos_visible(9_000, checkpoints) == 10_300
-    assert latency.eos_visible(10_000, checkpoints) == 10_300
-    assert latency.eos_visible(10_001, checkpoints) == 20_250
-    assert latency.eos_visible(20_001, checkpoints) is None
+    assert latency_figures.eos_visible(9_000, checkpoints) == 10_300
+    assert latency_figures.eos_visible(10_000, checkpoints) == 10_300
+    assert latency_figures.eos_visible(10_001, checkpoints) == 20_250
+    assert latency_figures.eos_visible(20_001, checkpoints) is None
 
 
 def test_the_sink_guarantee_is_read_from_the_jobs_ddl() -> None:
@@ -143,30 +145,32 @@ def test_the_sink_guarantee_is_read_from_the_jobs_ddl() -> None:
         "CREATE TEMPORARY TABLE `attributed` (\n  `k` STRING\n) WITH (\n  'connector' = "
         "'kafka',\n  'sink.delivery-guarantee' = 'exactly-once'\n)",
     ]
-    assert latency.sink_guarantee(ddl, "attributed") == "exactly-once"
-    assert latency.sink_guarantee(["CREATE TEMPORARY TABLE `t` (a INT)"], "t") == "at-least-once"
+    assert latency_job.sink_guarantee(ddl, "attributed") == "exactly-once"
+    assert (
+        latency_job.sink_guarantee(["CREATE TEMPORARY TABLE `t` (a INT)"], "t") == "at-least-once"
+    )
     with pytest.raises(ValueError, match="no table"):
-        latency.sink_guarantee(ddl, "missing")
+        latency_job.sink_guarantee(ddl, "missing")
 
 
 def test_the_shipped_job_shape() -> None:
-    shape = latency.job_shape(latency.job_flags("10s", []))
+    shape = latency_job.job_shape(latency_job.job_flags("10s", []))
     assert (shape.window_ms, shape.ooo_ms, shape.checkpoint_ms) == (10_000, 5_000, 10_000)
     assert shape.sink == "at-least-once"  # attribution as shipped: no transactions
 
 
 def test_figures_in_seconds_with_the_estimate() -> None:
-    m = latency.Matched(
+    m = latency_match.Matched(
         samples=[
-            latency.Sample("a", 1_000.0, 15_500.0, 14_000.0, 10_000),
-            latency.Sample("b", 9_000.0, 15_600.0, 6_000.0, 10_000),
+            latency_match.Sample("a", 1_000.0, 15_500.0, 14_000.0, 10_000),
+            latency_match.Sample("b", 9_000.0, 15_600.0, 6_000.0, 10_000),
         ],
         unmatched=["c"],
         not_closed=2,
         warmup=3,
     )
-    out = latency.figures(m, [20_100.0, None], seconds=10)
-    p = latency.PREFIX
+    out = latency_figures.figures(m, [20_100.0, None], seconds=10)
+    p = latency_figures.PREFIX
     assert out[f"{p}clicks_matched"] == 2
     assert out[f"{p}clicks_unmatched"] == 1
     assert out[f"{p}p50_s"] == 6.6  # nearest rank: the smaller of two
@@ -175,7 +179,7 @@ def test_figures_in_seconds_with_the_estimate() -> None:
     assert out[f"{p}event_time_wait_p50_s"] == 6.0
     assert out[f"{p}eos_estimate_max_s"] == 19.1  # only "a" has a checkpoint after it
     assert out[f"{p}eos_checkpoint_adds_p50_s"] == 4.6
-    assert latency.figures(latency.Matched(), [], 10)[f"{p}clicks_matched"] == 0
+    assert latency_figures.figures(latency_match.Matched(), [], 10)[f"{p}clicks_matched"] == 0
 
 
 def test_the_joins_watermark_is_measured_against_the_clock() -> None:
@@ -183,28 +187,28 @@ def test_the_joins_watermark_is_measured_against_the_clock() -> None:
         {"id": "0.currentInputWatermark", "value": "95000"},
         {"id": "1.currentInputWatermark", "value": "93500"},
     ]
-    assert latency.watermark_behind_s(marks, now_ms=100_000) == 6.5  # the least subtask's
+    assert latency_job.watermark_behind_s(marks, now_ms=100_000) == 6.5  # the least subtask's
     none_yet = [{"id": "0.currentInputWatermark", "value": "-9223372036854775808"}]
-    assert latency.watermark_behind_s(none_yet, now_ms=100_000) is None
-    assert latency.watermark_behind_s([], now_ms=100_000) is None
+    assert latency_job.watermark_behind_s(none_yet, now_ms=100_000) is None
+    assert latency_job.watermark_behind_s([], now_ms=100_000) is None
 
 
 def test_percentile_is_the_smallest_value_with_q_of_them_at_or_below() -> None:
     values = [float(v) for v in range(1, 11)]
-    assert latency.percentile(values, 0.95) == 10.0
-    assert latency.percentile(values, 0.5) == 5.0
-    assert latency.percentile(values, 0.1) == 1.0
+    assert latency_figures.percentile(values, 0.95) == 10.0
+    assert latency_figures.percentile(values, 0.5) == 5.0
+    assert latency_figures.percentile(values, 0.1) == 1.0
 
 
 def test_windows_and_the_trend_of_their_worst_latency() -> None:
     samples = [
-        latency.Sample("b", 12_000.0, 26_000.0, 13_000.0, 20_000),
-        latency.Sample("a", 1_000.0, 16_000.0, 14_000.0, 10_000),
-        latency.Sample("c", 13_000.0, 27_000.0, 12_000.0, 20_000),
+        latency_match.Sample("b", 12_000.0, 26_000.0, 13_000.0, 20_000),
+        latency_match.Sample("a", 1_000.0, 16_000.0, 14_000.0, 10_000),
+        latency_match.Sample("c", 13_000.0, 27_000.0, 12_000.0, 20_000),
     ]
-    windows = latency.by_window(samples)
+    windows = latency_figures.by_window(samples)
     assert list(windows) == [10_000, 20_000]
     assert [s.click_id for s in windows[20_000]] == ["b", "c"]
-    assert latency.trend([(0.0, 1.0), (1.0, 1.0), (2.0, 1.0)]) == 0.0
-    assert latency.trend([(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)]) == 2.0  # falling behind
-    assert latency.trend([(0.0, 1.0), (1.0, 3.0)]) is None
+    assert latency_figures.trend([(0.0, 1.0), (1.0, 1.0), (2.0, 1.0)]) == 0.0
+    assert latency_figures.trend([(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)]) == 2.0  # falling behind
+    assert latency_figures.trend([(0.0, 1.0), (1.0, 3.0)]) is None
