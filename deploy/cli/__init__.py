@@ -1,2 +1,3 @@
-"""The `eddyline` command line: the app and the stack commands (app), the job commands (jobs),
-monitoring (monitor, top), the demo (demo), and what they share (common)."""
+"""The `eddyline` command line. app.py is the app and says which module holds each command;
+options.py the option groups the job commands share, common.py the consoles, tables and the one
+error printer; tables.py and top.py what people see of the jobs; demo.py is `make demo`."""

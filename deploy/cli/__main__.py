@@ -2,4 +2,6 @@
 
 from deploy.cli.app import app
 
-app()
+# Guarded: importing the module (the packaging test imports every one) must not run the CLI.
+if __name__ == "__main__":
+    app()

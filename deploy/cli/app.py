@@ -1,34 +1,19 @@
-"""The `eddyline` command line."""
+"""The `eddyline` command line: the app, and which module holds each command (in --help order).
+
+stack.py       up, down, status         the local stack
+generate.py    generate                 test events to Kafka
+jobs.py        submit, list, describe   FlinkJobs in the local store or, with --kube, a cluster
+lifecycle.py   savepoint, suspend, resume, scale
+jobs.py        delete
+controller.py  controller               the controller in this process
+monitor.py     dashboard, top           watching the jobs
+"""
 
 from __future__ import annotations
 
-import json
-from enum import StrEnum
-from pathlib import Path
-from typing import Annotated
-
 import typer
-from rich.progress import Progress
-from rich.table import Table
 
-from deploy.cli import jobs as cli_jobs
-from deploy.cli import monitor as cli_monitor
-from deploy.cli.common import Output, OutputOpt, StateDir, console, err, fail, settings_from
-from deploy.datagen import generator, loadgen
-from deploy.errors import EddylineError
-from deploy.local.stack import control, s3state, state
-from deploy.settings import STATE_BUCKET
-
-
-class Scheduler(StrEnum):
-    adaptive = "adaptive"
-    default = "default"
-
-
-class StateStorage(StrEnum):
-    local = "local"
-    s3 = "s3"
-
+from deploy.cli import controller, generate, jobs, lifecycle, monitor, stack
 
 app = typer.Typer(
     help="Eddyline: run PyFlink jobs on a real Kafka + Flink stack, locally or on Kubernetes.",
@@ -36,336 +21,22 @@ app = typer.Typer(
     add_completion=False,
 )
 
-
-@app.command()
-def up(
-    state_dir: StateDir = None,
-    kafka_port: Annotated[
-        int | None, typer.Option(help="Kafka listener [9092; EDDYLINE_KAFKA_PORT]")
-    ] = None,
-    kafka_controller_port: Annotated[
-        int | None, typer.Option(help="KRaft controller [9093]")
-    ] = None,
-    kafka_external_address: Annotated[
-        str | None,
-        typer.Option(
-            help="also accept Kafka clients at this address, e.g. the bridge of `make "
-            "cluster-up` so that pods reach the broker [none: loopback only]"
-        ),
-    ] = None,
-    kafka_external_port: Annotated[
-        int | None, typer.Option(help="port of that second listener [9094]")
-    ] = None,
-    bind_host: Annotated[
-        str | None,
-        typer.Option(
-            help="address every server listens on; 0.0.0.0 opens the stack to the network "
-            "[loopback; EDDYLINE_BIND_HOST]"
-        ),
-    ] = None,
-    flink_port: Annotated[
-        int | None, typer.Option(help="Flink REST + Web UI [8081; EDDYLINE_FLINK_PORT]")
-    ] = None,
-    flink_rpc_port: Annotated[int | None, typer.Option(help="JobManager RPC [6123]")] = None,
-    metrics_port: Annotated[
-        int | None, typer.Option(help="JobManager Prometheus port; TaskManagers +1… [9249]")
-    ] = None,
-    taskmanagers: Annotated[int | None, typer.Option(help="TaskManager processes [1]")] = None,
-    max_taskmanagers: Annotated[
-        int | None, typer.Option(help="TaskManagers the stack may grow to for jobs' slots [4]")
-    ] = None,
-    slots: Annotated[int | None, typer.Option(help="slots per TaskManager [4]")] = None,
-    scheduler: Annotated[
-        Scheduler | None,
-        typer.Option(help="Flink's scheduler; adaptive rescales jobs in place [adaptive]"),
-    ] = None,
-    jobmanager_memory: Annotated[
-        str | None, typer.Option(help="JobManager process size [1024m]")
-    ] = None,
-    taskmanager_memory: Annotated[
-        str | None, typer.Option(help="TaskManager process size [2560m]")
-    ] = None,
-    kafka_heap: Annotated[str | None, typer.Option(help="Kafka JVM heap [768m]")] = None,
-    state_storage: Annotated[
-        StateStorage | None,
-        typer.Option(
-            help="where Flink keeps checkpoints and savepoints: local folders, or s3: a bucket "
-            "of an S3 server the stack runs (versitygw; `make kube-tools` builds it), as on "
-            "Kubernetes \\[local; EDDYLINE_STATE_STORAGE]"
-        ),
-    ] = None,
-    objectstore_port: Annotated[
-        int | None,
-        typer.Option(help="port of that S3 server \\[a free one; EDDYLINE_OBJECTSTORE_PORT]"),
-    ] = None,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Start the local stack (Kafka + Flink; with --state-storage s3 also an S3 server for job
-    state) and wait until it is healthy."""
-    settings = settings_from(
-        state_dir=state_dir,
-        kafka_port=kafka_port,
-        kafka_controller_port=kafka_controller_port,
-        kafka_external_address=kafka_external_address,
-        kafka_external_port=kafka_external_port,
-        bind_host=bind_host,
-        flink_port=flink_port,
-        flink_rpc_port=flink_rpc_port,
-        metrics_port=metrics_port,
-        taskmanagers=taskmanagers,
-        max_taskmanagers=max_taskmanagers,
-        slots=slots,
-        scheduler=scheduler.value if scheduler else None,
-        jobmanager_memory=jobmanager_memory,
-        taskmanager_memory=taskmanager_memory,
-        kafka_heap=kafka_heap,
-        state_storage=state_storage.value if state_storage else None,
-        objectstore_port=objectstore_port,
-    )
-    try:
-        if output == Output.json:
-            result = control.up(settings)
-        else:
-            with console.status("starting the local stack…") as spinner:
-                result = control.up(settings, lambda msg: spinner.update(f"{msg}…"))
-    except EddylineError as e:
-        raise fail(e) from None
-    if output == Output.json:
-        typer.echo(
-            json.dumps(
-                {
-                    "already_running": result.already_running,
-                    "flink_url": result.state.flink_url,
-                    "bootstrap_servers": result.state.bootstrap_servers,
-                    "external_bootstrap_servers": result.state.external_bootstrap_servers,
-                    "state": _state_location(result.state, settings.state_dir),
-                }
-            )
-        )
-        return
-    if result.already_running:
-        console.print(
-            f"The stack is already running (state folder {settings.state_dir}); nothing to do."
-        )
-    else:
-        console.print("[green]The local stack is up.[/green]")
-    console.print(f"  Flink dashboard: [bold]{result.state.flink_url}[/bold]")
-    console.print(f"  Kafka:           {result.state.bootstrap_servers}")
-    if result.state.external_bootstrap_servers:
-        console.print(f"  Kafka for pods:  {result.state.external_bootstrap_servers}")
-    _print_state_location(result.state, settings.state_dir, "  Job state:       ")
-    console.print("  Stop it with:    eddyline down")
-
-
-def _state_location(current: state.StackState, state_dir: Path) -> dict[str, object]:
-    """Where the stack keeps job state, for `-o json`: never the keys, only their file."""
-    where: dict[str, object] = {
-        "storage": current.state_storage,
-        "checkpoints": current.checkpoint_dir,
-        "savepoints": current.savepoint_dir,
-    }
-    if current.state_storage == "s3":
-        where |= {
-            "endpoint": current.objectstore_endpoint,
-            "bucket": STATE_BUCKET,
-            "data": str(s3state.data_dir(state_dir)),
-            "credentials": str(s3state.credentials_file(state_dir)),
-        }
-    return where
-
-
-def _print_state_location(current: state.StackState, state_dir: Path, label: str) -> None:
-    if current.checkpoint_dir is None:
-        return  # a stack started before the state location was recorded
-    console.print(f"{label}{current.checkpoint_dir}, {current.savepoint_dir}", highlight=False)
-    if current.state_storage == "s3":
-        pad = " " * len(label)
-        console.print(
-            f"{pad}S3 server {current.objectstore_endpoint} (bucket {STATE_BUCKET}, data in "
-            f"{s3state.data_dir(state_dir)}; keys in {s3state.credentials_file(state_dir)})",
-            highlight=False,
-        )
-
-
-@app.command()
-def down(state_dir: StateDir = None) -> None:
-    """Stop everything the local stack started (no process or port is left behind)."""
-    settings = settings_from(state_dir=state_dir)
-    with console.status("stopping the local stack…"):
-        result = control.down(settings.state_dir)
-    if result.was_running:
-        console.print(f"Stopped: {', '.join(result.stopped) or 'the supervisor'}.")
-    else:
-        console.print("The stack was not running; nothing to do.")
-
-
-@app.command()
-def status(state_dir: StateDir = None, output: OutputOpt = Output.table) -> None:
-    """Report each server of the local stack. Exit code 0 only when all are healthy."""
-    settings = settings_from(state_dir=state_dir)
-    comps = control.status(settings.state_dir)
-    current = state.load(settings.state_dir) if comps else None
-    if output == Output.json:
-        typer.echo(
-            json.dumps(
-                {
-                    "state": _state_location(current, settings.state_dir) if current else None,
-                    "components": [
-                        {
-                            "name": c.name,
-                            "pid": c.pid,
-                            "port": c.port,
-                            "metrics_port": c.metrics_port,
-                            "version": c.version,
-                            "healthy": c.healthy,
-                        }
-                        for c in comps
-                    ],
-                }
-            )
-        )
-    elif not comps:
-        console.print(
-            f"The local stack is not running (state folder {settings.state_dir}). "
-            "Start it with `eddyline up`."
-        )
-    else:
-        table = Table(
-            "component", "pid", "port", "metrics", "version", "healthy", "restarts", "log"
-        )
-        for c in comps:
-            table.add_row(
-                c.name,
-                str(c.pid or "-"),
-                str(c.port),
-                str(c.metrics_port or "-"),
-                c.version,
-                "[green]yes[/green]" if c.healthy else "[red]no[/red]",
-                str(c.restarts),
-                str(c.log),
-            )
-        console.print(table)
-        if current is not None:
-            _print_state_location(current, settings.state_dir, "job state: ")
-    if not comps or not all(c.healthy for c in comps):
-        raise typer.Exit(1)
-
-
-class Profile(StrEnum):
-    clickstream = "clickstream"
-    orders = "orders"
-
-
-def _bootstrap(state_dir: Path | None, given: str | None) -> str:
-    """The Kafka to use: the flag, else the running local stack, else the configured default."""
-    if given:
-        return given
-    settings = settings_from(state_dir=state_dir)
-    current = state.load(settings.state_dir)
-    if current is not None and control.supervisor_running(settings.state_dir):
-        return current.bootstrap_servers
-    return settings.bootstrap_servers
-
-
-@app.command()
-def generate(
-    profile: Annotated[
-        Profile, typer.Option(help="which input topics to fill")
-    ] = Profile.clickstream,
-    events: Annotated[
-        int, typer.Option(min=0, help="messages in total, all kinds included")
-    ] = 10_000,
-    seed: Annotated[int, typer.Option(help="same seed, same bytes")] = 0,
-    rate: Annotated[
-        float, typer.Option(min=0, help="messages per second; 0 = as fast as possible")
-    ] = 0.0,
-    partitions: Annotated[int, typer.Option(min=1, help="partitions of each topic created")] = 2,
-    out_of_order: Annotated[
-        float, typer.Option(help="fraction out of order within the bound")
-    ] = 0.10,
-    late: Annotated[float, typer.Option(help="fraction far behind the watermark")] = 0.01,
-    duplicate: Annotated[float, typer.Option(help="fraction that are redeliveries")] = 0.01,
-    malformed: Annotated[float, typer.Option(help="fraction that are broken messages")] = 0.01,
-    bot: Annotated[float, typer.Option(help="fraction of bot traffic (clickstream)")] = 0.05,
-    key_skew: Annotated[float, typer.Option(help="Zipf exponent of key choice; 0 = uniform")] = 1.2,
-    views_topic: Annotated[str, typer.Option()] = "views",
-    clicks_topic: Annotated[str, typer.Option()] = "clicks",
-    orders_topic: Annotated[str, typer.Option()] = "orders",
-    bootstrap_servers: Annotated[
-        str | None, typer.Option(help="default: the running local stack")
-    ] = None,
-    state_dir: StateDir = None,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Produce deterministic test events (with out-of-order, late, duplicate, malformed and bot
-    events) to Kafka, creating the topics; views and clicks get the same partition count."""
-    try:
-        config = generator.GeneratorConfig(
-            seed=seed,
-            events=events,
-            out_of_order=out_of_order,
-            late=late,
-            duplicate=duplicate,
-            malformed=malformed,
-            bot=bot if profile == Profile.clickstream else 0.0,
-            key_skew=key_skew,
-        )
-    except ValueError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False)
-        raise typer.Exit(2) from None
-    if profile == Profile.clickstream:
-        messages = generator.clickstream(config)
-        topics = {"views": views_topic, "clicks": clicks_topic}
-    else:
-        messages = generator.orders(config)
-        topics = {"orders": orders_topic}
-    servers = _bootstrap(state_dir, bootstrap_servers)
-    try:
-        if output == Output.json:
-            sent = loadgen.produce(servers, messages, topics, partitions, rate)
-        else:
-            with Progress(console=console, transient=True) as bar:
-                task = bar.add_task(
-                    f"producing to {', '.join(topics.values())}", total=len(messages)
-                )
-                sent = loadgen.produce(
-                    servers,
-                    messages,
-                    topics,
-                    partitions,
-                    rate,
-                    on_progress=lambda n: bar.update(task, completed=n),
-                )
-    except Exception as e:  # confluent-kafka raises KafkaException and TimeoutError alike
-        err.print(f"[red]error:[/red] producing to Kafka at {servers} failed: {e}", highlight=False)
-        raise typer.Exit(1) from None
-    kinds = {
-        k.removeprefix("kind."): n
-        for k, n in generator.summary(messages).items()
-        if k.startswith("kind.")
-    }
-    if output == Output.json:
-        typer.echo(json.dumps({"bootstrap_servers": servers, "topics": sent, "kinds": kinds}))
-        return
-    console.print(
-        f"Produced {len(messages)} messages to {servers}: "
-        + ", ".join(f"{t} {n}" for t, n in sent.items())
-    )
-    console.print("  by kind: " + ", ".join(f"{k} {n}" for k, n in kinds.items() if n))
-
-
 for command, command_name in (
-    (cli_jobs.submit, "submit"),
-    (cli_jobs.list_jobs, "list"),
-    (cli_jobs.describe, "describe"),
-    (cli_jobs.savepoint, "savepoint"),
-    (cli_jobs.suspend, "suspend"),
-    (cli_jobs.resume, "resume"),
-    (cli_jobs.scale, "scale"),
-    (cli_jobs.delete, "delete"),
-    (cli_jobs.controller, "controller"),
-    (cli_monitor.dashboard, "dashboard"),
-    (cli_monitor.top, "top"),
+    (stack.up, "up"),
+    (stack.down, "down"),
+    (stack.status, "status"),
+    (generate.generate, "generate"),
+    (jobs.submit, "submit"),
+    (jobs.list_jobs, "list"),
+    (jobs.describe, "describe"),
+    (lifecycle.savepoint, "savepoint"),
+    (lifecycle.suspend, "suspend"),
+    (lifecycle.resume, "resume"),
+    (lifecycle.scale, "scale"),
+    (jobs.delete, "delete"),
+    (controller.controller, "controller"),
+    (monitor.dashboard, "dashboard"),
+    (monitor.top, "top"),
 ):
     app.command(command_name)(command)
 

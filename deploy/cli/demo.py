@@ -17,11 +17,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from deploy import kafka_io, paths, spec
+from deploy.cli.common import EXIT_FAILED, console, print_error, table
 from deploy.datagen import generator, loadgen
 from deploy.errors import ControllerError, EddylineError
 from deploy.flink import pyjobs
@@ -35,7 +36,6 @@ from deploy.spec import FlinkJob, Lifecycle
 
 EVENTS = 5_000
 IN_TOPIC, OUT_TOPIC = "smoke-in", "smoke-out"
-console = Console()
 
 
 def events(n: int) -> list[bytes]:
@@ -77,37 +77,8 @@ def smoke(stack: StackState) -> int:
             on_sent=lambda n: bar.update(task, completed=n),
         )
     console.print(f"Produced {EVENTS} events to [bold]{IN_TOPIC}[/bold].")
-
-    with FlinkClient(stack.flink_url) as flink:
-        job_id = pyjobs.submit(
-            flink,
-            "jobs.smoke",
-            [
-                "--bootstrap-servers",
-                bs,
-                "--input-topic",
-                IN_TOPIC,
-                "--output-topic",
-                OUT_TOPIC,
-                "--group-id",
-                f"smoke-demo-{int(time.time())}",
-                "--bounded",
-            ],
-        )
-        console.print(f"Submitted jobs.smoke as Flink job {job_id}.")
-        with console.status("running the smoke job…"):
-            state = "CREATED"
-            deadline = time.monotonic() + 300
-            while state not in TERMINAL_STATES and time.monotonic() < deadline:
-                time.sleep(1)
-                state = flink.job(job_id)["state"]
-        if state != "FINISHED":
-            console.print(
-                f"[red]The smoke job ended {state}[/red]; see {stack.flink_url}/#/job/"
-                f"completed/{job_id}/exceptions"
-            )
-            return 1
-
+    if not _smoke_job_finishes(stack):
+        return 1
     with console.status(f"reading {OUT_TOPIC}…"):
         got = Counter(
             json.dumps(json.loads(r.value), sort_keys=True)
@@ -125,6 +96,28 @@ def smoke(stack: StackState) -> int:
         "each exactly the expected transform of its event."
     )
     return 0
+
+
+def _smoke_job_finishes(stack: StackState) -> bool:
+    """Submit jobs.smoke over the bounded input and wait until it ends; say how if not FINISHED."""
+    args = ["--bootstrap-servers", stack.bootstrap_servers, "--input-topic", IN_TOPIC,
+            "--output-topic", OUT_TOPIC, "--group-id", f"smoke-demo-{int(time.time())}",
+            "--bounded"]  # fmt: skip
+    with FlinkClient(stack.flink_url) as flink:
+        job_id = pyjobs.submit(flink, "jobs.smoke", args)
+        console.print(f"Submitted jobs.smoke as Flink job {job_id}.")
+        with console.status("running the smoke job…"):
+            state = "CREATED"
+            deadline = time.monotonic() + 300
+            while state not in TERMINAL_STATES and time.monotonic() < deadline:
+                time.sleep(1)
+                state = flink.job(job_id)["state"]
+    if state != "FINISHED":
+        console.print(
+            f"[red]The smoke job ended {state}[/red]; see {stack.flink_url}/#/job/"
+            f"completed/{job_id}/exceptions"
+        )
+    return state == "FINISHED"
 
 
 REFERENCE_JOBS = {
@@ -167,7 +160,6 @@ def _running(job: FlinkJob | None) -> bool:
 
 
 def reference_jobs(stack: StackState, settings: StackSettings) -> int:
-    bs = stack.bootstrap_servers
     if not any(c.kind == "controller" for c in stack.components):
         raise ControllerError(
             "this stack was started without the controller (by an older eddyline, or with "
@@ -175,17 +167,53 @@ def reference_jobs(stack: StackState, settings: StackSettings) -> int:
         )
     store = SqliteStore(settings.controller_db)
     names = list(REFERENCE_JOBS)
-    # An earlier demo's jobs read the topics about to be recreated: delete them first.
+    _clear_earlier_demo(store, names, stack.flink_url)
+    _produce_inputs(stack.bootstrap_servers)
+    for name in names:
+        spec_file = SPECS / f"{name}.yaml"
+        applied = store.apply(spec.load_yaml(spec_file.read_text(), str(spec_file)))
+        where = spec_file.relative_to(paths.PROJECT_ROOT)
+        console.print(
+            f"Submitted [bold]{name}[/bold] to the controller ({where}, "
+            f"generation {applied.metadata.generation})."
+        )
+    _wait_store(store, names, _running, "start the reference jobs")
+    with console.status("letting the jobs work through the events…"):
+        time.sleep(40)
+    jobs = {n: store.get(n) for n in names}
+    console.print(_jobs_table(jobs, stack.flink_url))
+    not_running = _not_running(jobs, stack.flink_url)
+    empty = _print_outputs(stack.bootstrap_servers)
+    if not_running or empty:
+        console.print(
+            f"[red]Not all reference jobs work:[/red] not running: {not_running or '-'}; "
+            f"no output in: {empty or '-'}"
+        )
+        return 1
+    console.print("stock-levels is read with isolation.level=read_committed (exactly-once).")
+    console.print(
+        "Try: [bold].venv/bin/eddyline describe ledger[/bold], "
+        "[bold]eddyline scale ledger --parallelism 2 --wait[/bold], "
+        "[bold]eddyline suspend ledger --wait[/bold]."
+    )
+    return 0
+
+
+def _clear_earlier_demo(store: SqliteStore, names: list[str], flink_url: str) -> None:
+    """An earlier demo's jobs read the topics about to be recreated: delete them first."""
     earlier = [n for n in names if store.get(n) is not None]
     for name in earlier:
         store.request_delete(name, savepoint=False)
     if earlier:
         _wait_store(store, earlier, lambda j: j is None, "delete the previous demo's jobs")
-    with FlinkClient(stack.flink_url) as flink:
+    with FlinkClient(flink_url) as flink:
         for job in flink.jobs():  # jobs of a demo from before the controller ran them
             if job["name"] in REFERENCE_JOBS and job["state"] not in TERMINAL_STATES:
                 flink.cancel(job["jid"])
 
+
+def _produce_inputs(bs: str) -> None:
+    """Fresh output topics, and the seeded generator's clickstream and orders as input."""
     outputs = list(REFERENCE_JOBS.values())
     kafka_io.create_topics(bs, dict.fromkeys([*outputs, *SIDE_TOPICS], 2), recreate=True)
     # 200 ms of event time per event: the data spans over an hour, so sessions close too.
@@ -207,60 +235,45 @@ def reference_jobs(stack: StackState, settings: StackSettings) -> int:
         "with out-of-order, late, duplicate, malformed and bot events."
     )
 
-    for name in names:
-        spec_file = SPECS / f"{name}.yaml"
-        applied = store.apply(spec.load_yaml(spec_file.read_text(), str(spec_file)))
-        where = spec_file.relative_to(paths.PROJECT_ROOT)
-        console.print(
-            f"Submitted [bold]{name}[/bold] to the controller ({where}, "
-            f"generation {applied.metadata.generation})."
-        )
-    _wait_store(store, names, _running, "start the reference jobs")
-    with console.status("letting the jobs work through the events…"):
-        time.sleep(40)
-    jobs = {n: store.get(n) for n in names}
-    table = Table("FlinkJob", "lifecycle", "Flink job", "dashboard")
+
+def _jobs_table(jobs: dict[str, FlinkJob | None], flink_url: str) -> Table:
+    grid = table("FlinkJob", "lifecycle", "Flink job", "dashboard")
     for n, j in jobs.items():
         st = j.status if j else None
-        table.add_row(
+        grid.add_row(
             n,
             st.lifecycle.value if st else "gone",
             st.job_id or "-" if st else "-",
-            f"{stack.flink_url}/#/job/running/{st.job_id}/overview" if st and st.job_id else "-",
+            f"{flink_url}/#/job/running/{st.job_id}/overview" if st and st.job_id else "-",
         )
-    console.print(table)
+    return grid
+
+
+def _not_running(jobs: dict[str, FlinkJob | None], flink_url: str) -> list[str]:
     not_running = [n for n, j in jobs.items() if not _running(j)]
-    with FlinkClient(stack.flink_url) as flink:
+    with FlinkClient(flink_url) as flink:
         # Each reference job names its Flink pipeline after itself: the right program runs.
         wrong = [
             n
             for n, j in jobs.items()
             if j is not None and j.status.job_id and flink.job(j.status.job_id)["name"] != n
         ]
-    not_running += [f"{n} (another program runs under its id)" for n in wrong]
+    return not_running + [f"{n} (another program runs under its id)" for n in wrong]
 
-    table = Table("topic", "records", "example")
+
+def _print_outputs(bs: str) -> list[str]:
+    """A table of every output and side topic; the outputs that are empty."""
+    grid = table("topic", "records", "example")
+    outputs = list(REFERENCE_JOBS.values())
     empty = []
     for topic in [*outputs, *SIDE_TOPICS]:
         records = kafka_io.read_all(bs, topic, timeout=30, read_committed=True)
         example = records[0].value.decode(errors="replace")[:110] if records else "-"
-        table.add_row(topic, str(len(records)), example)
+        grid.add_row(topic, str(len(records)), escape(example))
         if not records and topic in outputs:
             empty.append(topic)
-    console.print(table)
-    if not_running or empty:
-        console.print(
-            f"[red]Not all reference jobs work:[/red] not running: {not_running or '-'}; "
-            f"no output in: {empty or '-'}"
-        )
-        return 1
-    console.print("stock-levels is read with isolation.level=read_committed (exactly-once).")
-    console.print(
-        "Try: [bold].venv/bin/eddyline describe ledger[/bold], "
-        "[bold]eddyline scale ledger --parallelism 2 --wait[/bold], "
-        "[bold]eddyline suspend ledger --wait[/bold]."
-    )
-    return 0
+    console.print(grid)
+    return empty
 
 
 def run() -> int:
@@ -278,8 +291,8 @@ def main() -> None:
     try:
         sys.exit(run())
     except EddylineError as e:
-        console.print(f"[red]error:[/red] {e}")
-        sys.exit(1)
+        print_error(e)
+        sys.exit(EXIT_FAILED)
 
 
 if __name__ == "__main__":

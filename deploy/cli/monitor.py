@@ -27,8 +27,9 @@ from rich.table import Table
 from rich.text import Text
 
 from deploy.cli import top as view
-from deploy.cli.common import Output, OutputOpt, StateDir, console, err, settings_from
-from deploy.errors import EddylineError, FlinkError
+from deploy.cli.common import Output, OutputOpt, StateDir, console, err, fail, settings_from
+from deploy.cli.options import Kubeconfig, KubeContext, KubeNamespace, command, kube_target
+from deploy.errors import FlinkError
 from deploy.flink import health as flink_health
 from deploy.flink.rest import FlinkClient
 from deploy.local.stack import control, ports, state
@@ -43,11 +44,6 @@ KUBE_TOOLS = Path.home() / ".cache" / "eddyline" / "bin"
 PORT_FORWARD_TIMEOUT_S = 30.0
 
 
-def _error(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
-
-
 def job_link(flink_url: str, job_id: str) -> str:
     """The Web UI page of one job (the same link `eddyline describe` shows)."""
     return f"{flink_url.rstrip('/')}/#/job/running/{job_id}/overview"
@@ -56,6 +52,7 @@ def job_link(flink_url: str, job_id: str) -> str:
 # -- dashboard ---------------------------------------------------------------------------
 
 
+@command
 def dashboard(
     open_browser: Annotated[
         bool, typer.Option("--open", help="also open it in the default web browser")
@@ -63,15 +60,15 @@ def dashboard(
     kube: Annotated[
         bool, typer.Option("--kube", help="the chart's JobManager, through kubectl port-forward")
     ] = False,
-    namespace: Annotated[str | None, typer.Option(help="--kube: namespace [kubeconfig's]")] = None,
-    context: Annotated[str | None, typer.Option(help="--kube: kubeconfig context")] = None,
-    kubeconfig: Annotated[Path | None, typer.Option(help="--kube: kubeconfig file")] = None,
+    namespace: KubeNamespace = None,
+    context: KubeContext = None,
+    kubeconfig: Kubeconfig = None,
     service: Annotated[
         str, typer.Option(help="--kube: the JobManager's Service")
     ] = "eddyline-jobmanager",
     remote_port: Annotated[int, typer.Option(help="--kube: the Service's REST port")] = 8081,
     local_port: Annotated[
-        int | None, typer.Option(help="--kube: local port to forward [a free one]")
+        int | None, typer.Option(help="--kube: local port to forward \\[a free one]")
     ] = None,
     state_dir: StateDir = None,
     output: OutputOpt = Output.table,
@@ -79,21 +76,15 @@ def dashboard(
     """The Flink Web UI's URL and each job's page in it. Locally: the running stack's. With
     `--kube`: forwards a local port to the chart's JobManager until Ctrl-C (needs kubectl; without
     it, prints the command to run and any Ingress that serves the UI)."""
-    if kube:
-        from deploy.kube.client import KubeTarget  # noqa: PLC0415 - see TYPE_CHECKING above
-
-        target = KubeTarget(namespace=namespace, kubeconfig=kubeconfig, context=context)
+    target = kube_target(kube, namespace, kubeconfig, context)
+    if target is not None:
         jobmanager = JobManagerService(service, remote_port)
         _kube_dashboard(target, jobmanager, local_port, open_browser, output)
         return
     settings = settings_from(state_dir=state_dir)
-    try:
-        stack = control.load_running(settings.state_dir)
-    except EddylineError as e:
-        raise _error(str(e)) from None
-    url = stack.flink_url
+    url = control.load_running(settings.state_dir).flink_url
     if not flink_health.flink_answers(url):
-        raise _error(f"Flink at {url} does not answer; see `eddyline status`")
+        raise fail(f"Flink at {url} does not answer; see `eddyline status`")
     jobs = [
         {"name": j.name, "jobId": j.status.job_id, "url": job_link(url, j.status.job_id)}
         for j in SqliteStore(settings.controller_db).list()
@@ -186,13 +177,9 @@ def _kube_dashboard(
     open_browser: bool,
     output: Output,
 ) -> None:
-    from deploy.kube.api import KubeError  # noqa: PLC0415 - see TYPE_CHECKING above
-    from deploy.kube.client import connect  # noqa: PLC0415
+    from deploy.kube.client import connect  # noqa: PLC0415 - see TYPE_CHECKING above
 
-    try:
-        api = connect(target)
-    except KubeError as e:
-        raise _error(str(e)) from None
+    api = connect(target)  # a KubeError is reported by `command`
     try:
         namespace = api.namespace
         ingresses = _ingresses(api, service.name)
@@ -221,7 +208,7 @@ def _kube_dashboard(
         if open_browser:
             _open(url)
         proc.wait()
-        raise _error(f"kubectl port-forward ended: {_stderr(proc)}")
+        raise fail(f"kubectl port-forward ended: {_stderr(proc)}")
     except KeyboardInterrupt:
         pass
     finally:
@@ -251,9 +238,9 @@ def _wait_forwarding(proc: subprocess.Popen[str], port: int) -> None:
     deadline = time.monotonic() + PORT_FORWARD_TIMEOUT_S
     while not ports.listening(port):
         if proc.poll() is not None:
-            raise _error(f"kubectl port-forward failed: {_stderr(proc)}")
+            raise fail(f"kubectl port-forward failed: {_stderr(proc)}")
         if time.monotonic() > deadline:
-            raise _error(
+            raise fail(
                 f"kubectl port-forward did not listen on {port} within "
                 f"{PORT_FORWARD_TIMEOUT_S:.0f} s"
             )
@@ -349,10 +336,11 @@ def _table(header: str, rows: list[view.Row], now_ms: int) -> Group:
     return Group(Text(f"{header} · {stamp} · Ctrl-C to quit"), table)
 
 
+@command
 def top(
     state_dir: StateDir = None,
     flink_url: Annotated[
-        str | None, typer.Option(help="Flink REST endpoint [the local stack's]")
+        str | None, typer.Option(help="Flink REST endpoint \\[the local stack's]")
     ] = None,
     interval: Annotated[float, typer.Option(min=0.2, help="seconds between refreshes")] = 2.0,
     iterations: Annotated[

@@ -1,6 +1,7 @@
-"""What `eddyline … --kube` needs beyond the local commands (deploy/cli/jobs.py): the store on a
-cluster, and the controller in Kubernetes mode. Imported only with --kube, so the local commands
-never load the Kubernetes client."""
+"""The Kubernetes mode, wired: the FlinkJob custom resources of a namespace as the store, and the
+controller built from them, the Kubernetes runtime and the TaskManager Deployment
+(deploy/local/wiring.py is the local twin). The CLI imports it only with --kube, so the local
+commands never load the Kubernetes client."""
 
 from __future__ import annotations
 
