@@ -8,13 +8,12 @@ in its environment (never on its command line, where `ps` shows them).
 
 The local stack runs one (`eddyline up --state-storage s3`); S3 is spoken with boto3.
 
-    python -m deploy.local.objectstore run --port 9000 --root /tmp/s3 -o json
+Served on its own by `python -m deploy.cli.objectstore run` (deploy/cli/objectstore.py).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import secrets
 import signal
 import subprocess
@@ -22,16 +21,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
-
-from deploy.cli.common import Output, OutputOpt, console, err, fail
 from deploy.errors import ComponentStartError, EddylineError, MissingToolError
 from deploy.local.stack.ports import free_port
 from deploy.local.stack.processes import START_MARK, failure_cause
 from deploy.localkube.layout import BIN_DIR
-from deploy.settings import default_state_dir
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -297,7 +292,7 @@ class ObjectStoreServer:
         self.stop()
 
 
-def _ensure_bucket(store: ObjectStore, name: str) -> None:
+def ensure_bucket(store: ObjectStore, name: str) -> None:
     """Create bucket `name` unless this server already has it; EddylineError when refused."""
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - dev extra
 
@@ -312,80 +307,3 @@ def _ensure_bucket(store: ObjectStore, name: str) -> None:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-app = typer.Typer(
-    help="A local S3-compatible server (versitygw, POSIX backend) for checkpoints and savepoints.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-
-
-@app.callback()
-def main() -> None:
-    """A local S3-compatible server (versitygw, POSIX backend) for checkpoints and savepoints."""
-
-
-@app.command()
-def run(
-    host: Annotated[str, typer.Option(help="address to bind and to advertise")] = "127.0.0.1",
-    port: Annotated[int | None, typer.Option(help="port [default: a free one]")] = None,
-    root: Annotated[
-        Path | None,
-        typer.Option(
-            help="folder to serve; each sub-folder is a bucket "
-            "[default: ~/.local/state/eddyline/objectstore/data]",
-            show_default=False,
-        ),
-    ] = None,
-    bucket: Annotated[
-        list[str] | None, typer.Option(help="bucket to create (repeatable)", show_default=False)
-    ] = None,
-    request_log: Annotated[bool, typer.Option(help="log every request")] = False,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Serve until Ctrl-C; prints the endpoint and this run's credentials first."""
-    # Imported before anything is printed: a Ctrl-C right after the credentials must find the
-    # handlers installed, not an import under way.
-    from deploy.controller.loop import stop_on_signals  # noqa: PLC0415 - only this command
-
-    base = default_state_dir() / "objectstore"
-    server = ObjectStoreServer(
-        root if root is not None else base / "data",
-        host=host,
-        port=port,
-        log=base / "versitygw.log" if root is None else None,
-        request_log=request_log,
-    )
-    try:
-        store = server.start()
-        for name in bucket or []:
-            _ensure_bucket(store, name)
-    except EddylineError as e:
-        server.stop()
-        raise fail(e) from None
-    if output is Output.json:
-        typer.echo(
-            json.dumps({**store.to_dict(), "root": str(server.root), "log": str(server.log)})
-        )
-    else:
-        console.print(f"S3 endpoint  {store.endpoint}  (region {store.region}, path-style)")
-        console.print(f"access key   {store.access_key}")
-        console.print(f"secret key   {store.secret_key}")
-        console.print(f"data         {server.root}")
-        console.print(f"log          {server.log}")
-        console.print("Serving until Ctrl-C.")
-    try:
-        with stop_on_signals() as stop:  # SIGTERM too, and SIGINT even in a background job
-            while server.running() and not stop.wait(0.5):
-                pass
-    finally:
-        code = server.exit_code()
-        server.stop()
-    if code is not None:
-        err.print(f"[red]error:[/red] versitygw exited with {code}; log: {server.log}")
-        raise typer.Exit(1)
-
-
-if __name__ == "__main__":
-    app()

@@ -205,7 +205,7 @@ def test_a_taken_port_fails_the_start_naming_the_log(tmp_path: Path) -> None:
 
 def test_the_cli_prints_json_and_stops_on_sigint(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    argv = [sys.executable, "-m", "deploy.local.objectstore", "run", "--root", str(root)]
+    argv = [sys.executable, "-m", "deploy.cli.objectstore", "run", "--root", str(root)]
     with subprocess.Popen(
         [*argv, "--bucket", "ckpts", "-o", "json"],
         stdout=subprocess.PIPE,
