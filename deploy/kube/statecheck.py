@@ -88,7 +88,8 @@ def check(
 
 
 def main(
-    uri: Annotated[str, typer.Argument(help="the state location, s3://bucket[/prefix]")],
+    # `\\[`: typer reads help as rich markup, where `[/prefix]` is a closing tag (a crash).
+    uri: Annotated[str, typer.Argument(help="the state location, s3://bucket\\[/prefix]")],
     endpoint: Annotated[str, typer.Option(help="the store's URL; empty for AWS S3")] = "",
     region: Annotated[str, typer.Option(help="the bucket's region")] = "",
     path_style: Annotated[bool, typer.Option(help="address buckets in the path")] = False,
