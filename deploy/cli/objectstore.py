@@ -27,15 +27,17 @@ def main() -> None:
     """A local S3-compatible server (versitygw, POSIX backend) for checkpoints and savepoints."""
 
 
+# Help texts escape `[` as `\\[`: typer reads them as rich markup, where `[default: …]` is a
+# style and would vanish from --help.
 @app.command()
 def run(
     host: Annotated[str, typer.Option(help="address to bind and to advertise")] = "127.0.0.1",
-    port: Annotated[int | None, typer.Option(help="port [default: a free one]")] = None,
+    port: Annotated[int | None, typer.Option(help="port \\[default: a free one]")] = None,
     root: Annotated[
         Path | None,
         typer.Option(
             help="folder to serve; each sub-folder is a bucket "
-            "[default: ~/.local/state/eddyline/objectstore/data]",
+            "\\[default: ~/.local/state/eddyline/objectstore/data]",
             show_default=False,
         ),
     ] = None,
