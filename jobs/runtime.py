@@ -72,7 +72,8 @@ def table_env(
 ) -> StreamTableEnvironment:
     t_env = StreamTableEnvironment.create(env)
     conf = t_env.get_config()
-    if "pipeline.name" not in _configuration(env):  # the controller names it after the FlinkJob
+    configured = _configuration(env)  # one copy through py4j, not one per question
+    if "pipeline.name" not in configured:  # the controller names it after the FlinkJob
         conf.set("pipeline.name", name)
     # Window bounds are computed from epoch milliseconds; UTC keeps them independent of the host.
     conf.set("table.local-time-zone", "UTC")
@@ -83,14 +84,14 @@ def table_env(
     conf.set("table.optimizer.reuse-optimize-block-with-digest-enabled", "true")
     if args.parallelism is not None:
         conf.set("parallelism.default", str(args.parallelism))
-    if BUNDLE_TIME not in _configuration(env):
+    if BUNDLE_TIME not in configured:
         # A Python operator holds back the watermark until its bundle is finished, up to
         # bundle.time (Flink's default 1 s): a window fired up to a second late at each Python
         # step. At 100 ms, attribution's records arrive 0.9 s (p99) after their window could
         # close instead of 3.3 s (bench.latency), and the same run's throughput did not change
         # (11,107 events/s against 11,550 at 1 s; README's Benchmarks).
         conf.set(BUNDLE_TIME, JOB_BUNDLE_TIME_MS)
-    mode = _configuration(env).get("python.execution-mode")
+    mode = configured.get("python.execution-mode")
     if mode is not None:
         conf.set("python.execution-mode", mode)
     return t_env

@@ -184,6 +184,30 @@ def saturated(parallelism: int, n: int = 8) -> tuple[Sample, ...]:
 # -- a Flink in memory, for the loop ---------------------------------------------------------------
 
 
+def observed(
+    job: FlinkJob,
+    now: int,
+    jobs: dict[str, JobObservation],
+    triggers: dict[str, TriggerObservation],
+    **extra: Any,
+) -> Observation:
+    """What a Flink holding `jobs` and `triggers` shows of `job`: the job its status names (or
+    its operation's), the one an operation is starting, and the operation's trigger (UNKNOWN
+    when Flink has never heard of it)."""
+    st, op = job.status, job.status.operation
+    return Observation(
+        now=now,
+        job=jobs.get(st.job_id or (op.job_id if op else None) or ""),
+        new_job=jobs.get(op.new_job_id) if op and op.new_job_id else None,
+        trigger=(
+            triggers.get(op.trigger_id, TriggerObservation("UNKNOWN"))
+            if op and op.trigger_id
+            else None
+        ),
+        **extra,
+    )
+
+
 @dataclass
 class Acted:
     action: Action
@@ -209,19 +233,7 @@ class FakeRuntime:
         self.observed.append(now)
         if self.on_observe is not None:
             self.on_observe()
-        st = job.status
-        op = st.operation
-        return Observation(
-            now=now,
-            job=self.jobs.get(st.job_id or (op.job_id if op else None) or ""),
-            new_job=self.jobs.get(op.new_job_id) if op and op.new_job_id else None,
-            trigger=(
-                self.triggers.get(op.trigger_id, TriggerObservation("UNKNOWN"))
-                if op and op.trigger_id
-                else None
-            ),
-            **self.observation,
-        )
+        return observed(job, now, self.jobs, self.triggers, **self.observation)
 
     def act(self, job: FlinkJob, action: Action) -> None:
         stored = self.store.get(job.name)

@@ -31,6 +31,7 @@ from deploy.kube.events import EventRecorder
 from deploy.kube.runtime import DeploymentTaskManagers, KubeRuntime
 from deploy.kube.store import FINALIZER, KubeStore, lease_name, to_job
 from deploy.spec import FlinkJob, Lifecycle
+from tests.unit.builders import observed
 from tests.unit.fake_kube import FakeKube, flinkjob_doc
 
 NAME = "ledger"
@@ -48,18 +49,8 @@ class FakeFlink:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def observe(self, job: FlinkJob, now: int) -> Observation:
-        st, op = job.status, job.status.operation
         with self.lock:
-            return Observation(
-                now=now,
-                job=self.jobs.get(st.job_id or (op.job_id if op else None) or ""),
-                new_job=self.jobs.get(op.new_job_id) if op and op.new_job_id else None,
-                trigger=(
-                    self.triggers.get(op.trigger_id, TriggerObservation("UNKNOWN"))
-                    if op and op.trigger_id
-                    else None
-                ),
-            )
+            return observed(job, now, self.jobs, self.triggers)
 
     def act(self, job: FlinkJob, action: Action) -> None:
         with self.lock:
