@@ -103,6 +103,10 @@ def kubelet(layout: Layout, healthz_port: int, resolv_conf: Path) -> str:
         },
         "imageGCHighThresholdPercent": 99,
         "imageGCLowThresholdPercent": 98,
+        # Our images cannot be pulled again: besides pinning them (images.pin), never collect an
+        # image for being old and unused (a year is the longest duration that reads plainly).
+        "imageMinimumGCAge": "8760h",
+        "imageMaximumGCAge": "0s",
         "maxPods": 40,
         "serializeImagePulls": False,
         "staticPodPath": "",

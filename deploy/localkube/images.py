@@ -74,9 +74,21 @@ def ctr(layout: Layout, *args: str) -> list[str]:
     return ["ctr", "--address", str(layout.containerd_socket), "--namespace", "k8s.io", *args]
 
 
+# containerd's CRI reports an image with this label as pinned, and kubelet's image garbage
+# collector never removes a pinned image. Nothing can pull our images back (no registry): a CI run
+# lost the pause image mid-suite and every new pod then failed with "failed to pull image
+# eddyline.local/pause:1".
+PINNED_LABEL = "io.cri-containerd.pinned=pinned"
+
+
+def pin(layout: Layout, ref: str) -> None:
+    run(ctr(layout, "images", "label", normalised(ref), PINNED_LABEL))
+
+
 def ensure_pause(layout: Layout, pause_binary: Path) -> None:
     if not present(layout, PAUSE_IMAGE):
         import_archive(layout, pause_archive(pause_binary, layout.images / "pause.tar"))
+    pin(layout, PAUSE_IMAGE)
 
 
 def load(layout: Layout, archive: Path, ref: str) -> bool:
@@ -89,8 +101,10 @@ def load(layout: Layout, archive: Path, ref: str) -> bool:
     st = archive.stat()
     stamp = f"{st.st_size}:{st.st_mtime_ns}"
     if stamps.get(ref) == stamp and present(layout, ref):
+        pin(layout, ref)
         return False
     import_archive(layout, archive)
+    pin(layout, ref)
     stamps[ref] = stamp
     layout.images.mkdir(parents=True, exist_ok=True)
     stamp_file.write_text(json.dumps(stamps, indent=2))

@@ -10,8 +10,10 @@ import time
 import psutil
 import pytest
 
-from deploy.localkube import host, node
+from deploy.localkube import host, images, node
 from deploy.localkube.__main__ import image_archive, image_ref
+from deploy.localkube.layout import PAUSE_IMAGE
+from deploy.localkube.procs import run
 from tests.cluster.conftest import RealCluster
 
 
@@ -26,6 +28,19 @@ def test_a_second_up_while_it_runs_has_nothing_to_do(real_cluster: RealCluster) 
     assert after is not None
     assert [(p.name, p.pid) for p in after.procs] == [(p.name, p.pid) for p in before.procs]
     assert all(p.alive() for p in after.procs)
+
+
+def test_the_images_no_registry_can_give_back_are_pinned(real_cluster: RealCluster) -> None:
+    """kubelet's image garbage collector skips pinned images: a CI run once lost the pause image
+    mid-suite, and every pod after that failed to start."""
+    listing = run(images.ctr(real_cluster.layout, "images", "ls"))
+    labels = {
+        line.split()[0]: line.split()[-1] for line in listing.splitlines()[1:] if line.strip()
+    }
+    for ref in (PAUSE_IMAGE, image_ref()):
+        name = images.normalised(ref)
+        assert name in labels, f"{name} is not on the node:\n{listing}"
+        assert images.PINNED_LABEL in labels[name].split(","), f"{name} is not pinned:\n{listing}"
 
 
 def test_cluster_down_leaves_the_machine_as_it_was(real_cluster: RealCluster) -> None:
