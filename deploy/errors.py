@@ -12,6 +12,9 @@ EddylineError
 ├── PkiError                        openssl failed making a control plane's certificates
 ├── StateCheckError                 Flink's state location (a bucket) cannot be used
 ├── DeliveryFailures                messages were not delivered to Kafka
+├── KafkaError                      Kafka could not be used (the message names the broker)
+│   ├── KafkaUnreachableError   (T) no answer: the broker is down, unreachable or slow
+│   └── KafkaAccessError        (P) the broker refused us: credentials, TLS trust or an ACL
 ├── SchemaError                     the spec model holds a JSON Schema construct a CRD cannot
 ├── SpecError                   (P) a FlinkJob spec is invalid (every problem, by field path)
 ├── ControllerError                 the controller's store refused a request (unknown job, …)
@@ -121,6 +124,19 @@ class StateCheckError(EddylineError):
 
 class DeliveryFailures(EddylineError):  # noqa: N818 - the name callers have always used
     """Messages Kafka did not acknowledge; the message says how many and the first reason."""
+
+
+class KafkaError(EddylineError):
+    """Kafka could not be used; the message names the broker and Kafka's own error."""
+
+
+class KafkaUnreachableError(KafkaError, TemporaryError):
+    pass
+
+
+class KafkaAccessError(KafkaError, PermanentError):
+    """The broker answered and refused: wrong credentials, a certificate it or we do not trust,
+    or no ACL for what was asked. Retrying the same cannot help until someone changes them."""
 
 
 class SchemaError(EddylineError, ValueError):

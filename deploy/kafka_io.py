@@ -8,11 +8,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from deploy import kafka_security
 from deploy.errors import DeliveryFailures as DeliveryFailures  # noqa: PLC0414 - still importable from here
+from deploy.errors import KafkaAccessError, KafkaUnreachableError
 
 _quiet = logging.getLogger("eddyline.kafka")
 _quiet.addHandler(logging.NullHandler())
@@ -20,31 +22,119 @@ _quiet.propagate = False
 
 
 def client_config(bootstrap_servers: str, **extra: Any) -> dict[str, Any]:
-    """librdkafka settings with its logging kept out of our output (errors surface as results)."""
-    return {"bootstrap.servers": bootstrap_servers, "logger": _quiet, **extra}
+    """librdkafka settings with its logging kept out of our output (errors surface as results),
+    secured the way `kafka_security` says clients of `bootstrap_servers` connect."""
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "logger": _quiet,
+        **kafka_security.for_servers(bootstrap_servers).librdkafka(),
+        **extra,
+    }
 
 
-def admin(bootstrap_servers: str) -> AdminClient:
-    return AdminClient(client_config(bootstrap_servers))
+# Errors that mean the broker answered and refused us: what a user must fix (credentials, trust,
+# ACLs), as opposed to a broker that is down.
+_ACCESS_CODES = frozenset(
+    {
+        KafkaError._AUTHENTICATION,
+        KafkaError._SSL,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    }
+)
+# librdkafka reports a failed TLS handshake as a transport error; its text tells.
+_ACCESS_WORDS = ("SSL handshake failed", "certificate verify failed", "Authentication failed")
+
+
+class Trouble:
+    """librdkafka's error callback: the connection errors a client met, which its calls only
+    report as "timed out" or "all brokers down". Kept short: the first few tell."""
+
+    def __init__(self) -> None:
+        self.errors: list[KafkaError] = []
+
+    def __call__(self, err: KafkaError) -> None:
+        if len(self.errors) < 20:
+            self.errors.append(err)
+
+    def access(self) -> KafkaError | None:
+        for err in self.errors:
+            if err.code() in _ACCESS_CODES or any(w in err.str() for w in _ACCESS_WORDS):
+                return err
+        return None
+
+    def named(self, servers: str, cause: object) -> KafkaAccessError | KafkaUnreachableError:
+        """The error to raise for a call that failed with `cause`: who refused us and why."""
+        how = kafka_security.for_servers(servers).summary()
+        refused = self.access()
+        if refused is not None:
+            return KafkaAccessError(
+                f"Kafka at {servers} refused the connection ({how}): {refused.str()}"
+            )
+        last = self.errors[-1].str() if self.errors else str(cause)
+        return KafkaUnreachableError(f"Kafka at {servers} did not answer ({how}): {last}")
+
+
+def admin(bootstrap_servers: str, trouble: Trouble | None = None) -> AdminClient:
+    extra = {"error_cb": trouble} if trouble is not None else {}
+    return AdminClient(client_config(bootstrap_servers, **extra))
 
 
 def partition_counts(
     bootstrap_servers: str, topics: Sequence[str], timeout: float = 10.0
 ) -> dict[str, int | None]:
-    """Each topic's partition count; None for a topic that does not exist."""
-    metadata = admin(bootstrap_servers).list_topics(timeout=timeout)
+    """Each topic's partition count; None for a topic that does not exist. KafkaAccessError when
+    the broker refuses us (credentials, TLS) or may not tell us about a topic (ACL),
+    KafkaUnreachableError when it does not answer."""
+    trouble = Trouble()
+    client = admin(bootstrap_servers, trouble)
+    try:
+        metadata = client.list_topics(timeout=timeout)
+    except KafkaException as e:
+        raise trouble.named(bootstrap_servers, e) from e
     counts: dict[str, int | None] = {}
     for topic in topics:
         found = metadata.topics.get(topic)
+        if found is None:
+            # Listing all topics leaves out those we may not describe: ask for this one by
+            # name, so that a missing ACL is not mistaken for a missing topic.
+            refused = _topic_refusal(client, topic, timeout)
+            if refused:
+                how = kafka_security.for_servers(bootstrap_servers).summary()
+                raise KafkaAccessError(
+                    f"Kafka at {bootstrap_servers} refused to describe topic {topic!r} ({how}): "
+                    f"{refused} — an ACL granting DESCRIBE and READ on it is missing"
+                )
         counts[topic] = len(found.partitions) if found is not None and found.error is None else None
     return counts
+
+
+def _topic_refusal(client: AdminClient, topic: str, timeout: float) -> str | None:
+    """Kafka's authorization error for `topic`, if it gave one."""
+    try:
+        found = client.list_topics(topic=topic, timeout=timeout).topics.get(topic)
+    except KafkaException:
+        return None
+    if found is None or found.error is None:
+        return None
+    return (
+        found.error.str() if found.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED else None
+    )
 
 
 def create_topics(
     bootstrap_servers: str, partitions: Mapping[str, int], recreate: bool = False
 ) -> None:
     """Create each topic with its partition count; with `recreate`, delete it first."""
-    client = admin(bootstrap_servers)
+    trouble = Trouble()
+    client = admin(bootstrap_servers, trouble)
+    try:
+        client.list_topics(timeout=10)
+    except KafkaException as e:
+        raise trouble.named(bootstrap_servers, e) from e
     if recreate:
         existing = set(client.list_topics(timeout=10).topics)
         doomed = [t for t in partitions if t in existing]

@@ -14,7 +14,7 @@ from pyflink.datastream.connectors.kafka import (
 )
 from pyflink.java_gateway import get_gateway
 
-from deploy import paths
+from deploy import kafka_security, paths
 
 KAFKA_SOURCE_CLASS = "org.apache.flink.connector.kafka.source.KafkaSource"
 STARTING_OFFSETS = ("committed", "earliest", "latest")
@@ -75,6 +75,8 @@ def string_source(
         # Commit offsets on checkpoints so `committed` resumes where the last run stopped.
         .set_property("commit.offsets.on.checkpoint", "true")
     )
+    for key, value in kafka_security.for_servers(bootstrap_servers).java().items():
+        builder = builder.set_property(key, value)
     if bounded:
         builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
     return builder.build()
@@ -85,10 +87,11 @@ def string_sink(
     topic: str,
     guarantee: DeliveryGuarantee = DeliveryGuarantee.AT_LEAST_ONCE,
 ) -> KafkaSink:
+    builder = KafkaSink.builder().set_bootstrap_servers(bootstrap_servers)
+    for key, value in kafka_security.for_servers(bootstrap_servers).java().items():
+        builder = builder.set_property(key, value)
     return (
-        KafkaSink.builder()
-        .set_bootstrap_servers(bootstrap_servers)
-        .set_record_serializer(
+        builder.set_record_serializer(
             KafkaRecordSerializationSchema.builder()
             .set_topic(topic)
             .set_value_serialization_schema(SimpleStringSchema())

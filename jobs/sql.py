@@ -14,6 +14,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Literal
 
+from deploy import kafka_security
 from udfs import events
 
 # CAST decodes UTF-8 like DECODE does, but DECODE cannot be compiled into a watermark generator
@@ -87,10 +88,15 @@ def interval(ms: int) -> str:
 
 
 def kafka_options(args: argparse.Namespace, topic: str, **extra: str) -> str:
+    """A Kafka table's WITH options, secured as the driver's environment says (see
+    deploy.kafka_security): for the exactly-once sink too, whose transactional producer reads
+    the same `properties.*`."""
+    security = kafka_security.for_servers(args.bootstrap_servers).java()
     opts = {
         "connector": "kafka",
         "topic": topic,
         "properties.bootstrap.servers": args.bootstrap_servers,
+        **{f"properties.{k}": v for k, v in security.items()},
         **extra,
     }
     return ",\n  ".join(f"{literal(k)} = {literal(v)}" for k, v in opts.items())

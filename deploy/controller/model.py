@@ -57,6 +57,7 @@ class Observation:
     trigger: TriggerObservation | None = None
     precheck_error: str | None = None  # the spec cannot run here (entry, partitions): FAILED
     kafka_error: str | None = None  # Kafka unreachable or a topic missing: retried
+    kafka_refused: bool = False  # ...because the broker refused us (credentials, TLS, an ACL)
     samples: tuple[Sample, ...] = ()  # the autoscaler's recent metrics (when it is enabled)
     partitions: int | None = None  # the fewest partitions of the job's input topics
     slots_for_job: int | None = None  # slots the job could use: free ones plus its own

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 from deploy import kafka_io
 from deploy.controller.autoscale import Sample
+from deploy.errors import KafkaAccessError, KafkaError
 from deploy.spec import FlinkJob, FlinkJobSpec, milliseconds
 
 KAFKA_TIMEOUT_S = 5.0
@@ -46,21 +48,30 @@ def copartition_problem(partitions: dict[str, int | None], topics: Sequence[str]
     )
 
 
-def input_problems(spec: FlinkJobSpec, servers: str) -> tuple[str | None, str | None]:
-    """(a reason the inputs cannot be joined as they are, a transient Kafka problem)."""
+class Precheck(NamedTuple):
+    problem: str | None = None  # the spec cannot run here: the job is refused
+    transient: str | None = None  # Kafka is not ready for it yet: the start waits
+    refused: bool = False  # ...because the broker refused us (credentials, TLS, ACL)
+
+
+def input_problems(spec: FlinkJobSpec, servers: str) -> Precheck:
+    """Whether the job's inputs let it start: a reason they cannot be joined as they are, or a
+    Kafka problem that may pass (the broker down, a topic not created yet, an ACL missing)."""
     topics = spec.kafka.input_topics
     if not topics:
-        return None, None
+        return Precheck()
     try:
         partitions = kafka_io.partition_counts(servers, topics, KAFKA_TIMEOUT_S)
+    except KafkaError as e:  # names the broker and Kafka's own error
+        return Precheck(transient=str(e), refused=isinstance(e, KafkaAccessError))
     except Exception as e:  # confluent-kafka raises KafkaException, TimeoutError, …
-        return None, f"Kafka at {servers} unreachable: {e}"
+        return Precheck(transient=f"Kafka at {servers} unreachable: {e}")
     missing = [t for t, n in partitions.items() if n is None]
     if missing:
-        return None, f"waiting for input topics to exist: {', '.join(missing)}"
+        return Precheck(transient=f"waiting for input topics to exist: {', '.join(missing)}")
     if spec.kafka.copartitioned and len(topics) > 1:
-        return copartition_problem(partitions, topics), None
-    return None, None
+        return Precheck(problem=copartition_problem(partitions, topics))
+    return Precheck()
 
 
 def fewest_partitions(spec: FlinkJobSpec, servers: str) -> int | None:

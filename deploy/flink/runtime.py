@@ -112,10 +112,10 @@ class FlinkRuntime:
             self._cluster = None
             return Observation(now=now, flink_error=str(e))
         st, observed = job.status, seen.job
-        precheck = kafka_error = None
+        check = inputs.Precheck()
         may_start = observed is None or observed.terminal or st.lifecycle == Lifecycle.SUSPENDED
         if may_start and not job.metadata.deletion_timestamp:
-            precheck, kafka_error = self.precheck(job.spec)
+            check = self.precheck(job.spec)
         retained = None
         if st.job_id and observed is None:
             retained = retained_checkpoint(st.job_id, st.last_checkpoint_path)
@@ -131,8 +131,9 @@ class FlinkRuntime:
             samples, partitions, slots = self._autoscaler_inputs(job, observed, now)
         return replace(
             seen,
-            precheck_error=precheck,
-            kafka_error=kafka_error,
+            precheck_error=check.problem,
+            kafka_error=check.transient,
+            kafka_refused=check.refused,
             samples=samples,
             partitions=partitions,
             slots_for_job=slots,
@@ -207,12 +208,12 @@ class FlinkRuntime:
         self._partitions[job.name] = (now, fewest)
         return fewest
 
-    def precheck(self, spec: FlinkJobSpec) -> tuple[str | None, str | None]:
-        """(a reason the spec cannot run here, a transient Kafka problem)."""
+    def precheck(self, spec: FlinkJobSpec) -> inputs.Precheck:
+        """A reason the spec cannot run here, or a Kafka problem the start waits out."""
         try:
             entries.resolve(spec.job.entry, self.allowed_dirs)
         except SpecError as e:
-            return "; ".join(e.problems), None
+            return inputs.Precheck(problem="; ".join(e.problems))
         return inputs.input_problems(spec, self._servers(spec))
 
     # -- act --------------------------------------------------------------------------------

@@ -30,8 +30,10 @@ from deploy.errors import (
     FlinkRefusedError,
     FlinkUnavailableError,
     FlinkUnreachableError,
+    KafkaAccessError,
     SpecError,
 )
+from deploy.flink.inputs import Precheck
 from deploy.flink.rest import FlinkClient
 from deploy.flink.runtime import (
     FlinkRuntime,
@@ -177,16 +179,16 @@ def test_precheck_refuses_uncopartitioned_joins_and_waits_for_missing_topics(
     counts: dict[str, int | None] = {"views": 2, "clicks": 3}
     monkeypatch.setattr("deploy.kafka_io.partition_counts", lambda s, topics, timeout: counts)
     spec = flinkjob(kafka={"inputTopics": ["views", "clicks"]}).spec
-    problem, transient = runtime.precheck(spec)
+    problem, transient, _refused = runtime.precheck(spec)
     assert "not co-partitioned (views: 2, clicks: 3 partitions)" in str(problem)
     assert transient is None
     counts["clicks"] = None
-    assert runtime.precheck(spec) == (None, "waiting for input topics to exist: clicks")
+    assert runtime.precheck(spec) == Precheck(transient="waiting for input topics to exist: clicks")
     counts["clicks"] = 2
-    assert runtime.precheck(spec) == (None, None)
+    assert runtime.precheck(spec) == Precheck()
     unjoined = flinkjob(kafka={"inputTopics": ["views", "clicks"], "copartitioned": False}).spec
     counts["clicks"] = 3
-    assert runtime.precheck(unjoined) == (None, None)
+    assert runtime.precheck(unjoined) == Precheck()
     bad_entry = flinkjob(job={"entry": "jobs.nope"}).spec
     assert "no module jobs.nope" in str(runtime.precheck(bad_entry)[0])
 
@@ -674,19 +676,36 @@ def test_precheck_names_the_kafka_it_could_not_reach(
 
     monkeypatch.setattr("deploy.kafka_io.partition_counts", unreachable)
     spec = flinkjob(kafka={"inputTopics": ["orders"], "bootstrapServers": "k2:9093"}).spec
-    assert rt.precheck(spec) == (None, "Kafka at k2:9093 unreachable: timed out")
+    assert rt.precheck(spec) == Precheck(transient="Kafka at k2:9093 unreachable: timed out")
     observation = rt.observe(job_with(JobStatus(), kafka={"inputTopics": ["orders"]}), 1)
     assert observation.kafka_error == "Kafka at kafka:9092 unreachable: timed out"
     assert observation.precheck_error is None
+    assert not observation.kafka_refused
+
+
+def test_precheck_says_which_broker_refused_us_and_why(
+    rt: FlinkRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Credentials, TLS trust and ACLs are the broker refusing us, not being down: the
+    observation says so, and the message is Kafka's own error with the broker named."""
+    message = "Kafka at k2:9093 refused the connection (SASL_SSL, ...): SASL authentication error"
+
+    def refused(servers: str, topics: Any, timeout: float) -> dict[str, int | None]:
+        raise KafkaAccessError(message)
+
+    monkeypatch.setattr("deploy.kafka_io.partition_counts", refused)
+    observation = rt.observe(job_with(JobStatus(), kafka={"inputTopics": ["orders"]}), 1)
+    assert observation.kafka_error == message
+    assert observation.kafka_refused
 
 
 def test_precheck_refuses_an_entry_that_does_not_resolve(rt: FlinkRuntime, kafka: Any) -> None:
-    problem, transient = rt.precheck(flinkjob(job={"entry": "jobs.does_not_exist"}).spec)
+    problem, transient, _ = rt.precheck(flinkjob(job={"entry": "jobs.does_not_exist"}).spec)
     assert problem is not None
     assert problem.startswith("spec.job.entry: 'jobs.does_not_exist' no module")
     assert transient is None
     assert kafka == []
-    assert rt.precheck(flinkjob().spec) == (None, None)  # no input topics: Kafka not asked
+    assert rt.precheck(flinkjob().spec) == Precheck()  # no input topics: Kafka not asked
 
 
 def test_act_stop_trigger_cancel_and_dispose_send_the_right_requests(

@@ -18,7 +18,7 @@ def backoff_ms(initial: str, maximum: str, attempt: int) -> int:
     return int(min(cap, first * 2 ** min(attempt, 30)))
 
 
-def retry_later(d: Decision, message: str) -> None:
+def retry_later(d: Decision, message: str, reason: str = "Retrying") -> None:
     """A transient problem (Flink/Kafka unreachable): say so and back off; nothing else
     changes, so nothing is lost or done twice when it comes back."""
     st = d.st
@@ -28,7 +28,7 @@ def retry_later(d: Decision, message: str) -> None:
     st.outage_retry_at = d.now + delay
     st.error = f"{message}; retrying in {delay / 1000:.0f} s"
     if first:
-        d.note("Retrying", message, warning=True)
+        d.note(reason, message, warning=True)
 
 
 def action_failed(

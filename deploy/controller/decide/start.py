@@ -4,6 +4,7 @@ wants it running — from its newest state, or from its initial savepoint the fi
 from __future__ import annotations
 
 from deploy.controller.decide.backoff import retry_later
+from deploy.controller.decide.conditions import set_condition
 from deploy.controller.decide.decision import Decision, Plan
 from deploy.controller.decide.recovery import ended
 from deploy.controller.decide.savepoints import latest_state
@@ -41,9 +42,17 @@ def start(d: Decision) -> Plan:
         st.observed_generation = d.job.metadata.generation  # refused; never deployed
         d.note("Refused", d.obs.precheck_error, warning=True)
         return d.plan()
+    if d.obs.kafka_refused:
+        # Credentials, trust or an ACL must change outside the spec: keep asking (slowly), and
+        # say plainly which broker refused what.
+        set_condition(st, d.now, "KafkaAccess", False, "Refused", d.obs.kafka_error or "")
+        retry_later(d, d.obs.kafka_error or "Kafka refused the connection", "KafkaRefused")
+        return d.plan()
     if d.obs.kafka_error:
         retry_later(d, d.obs.kafka_error)
         return d.plan()
+    if any(c.type == "KafkaAccess" and c.status != "True" for c in st.conditions):
+        set_condition(st, d.now, "KafkaAccess", True, "Granted", "")
     if spec.job.upgrade_mode == UpgradeMode.stateless and st.lifecycle != Lifecycle.SUSPENDED:
         # A stateless job starts from its initial savepoint once: when never deployed before.
         restore = None if st.last_reconciled_spec else spec.job.initial_savepoint_path

@@ -145,6 +145,26 @@ def test_kafka_unreachable_waits_and_retries() -> None:
     assert plan.status.outage_retry_at is not None
 
 
+def test_a_broker_that_refuses_us_is_named_in_a_condition_and_an_event() -> None:
+    """Wrong credentials, an untrusted certificate or a missing ACL: the job waits (someone must
+    fix them outside the spec) and says which broker refused what; once Kafka lets it in, it
+    starts and the condition turns True."""
+    refused = "Kafka at k:9093 refused the connection (SASL_SSL, ...): SASL authentication failed"
+    job, plan = step(flinkjob(), obs(now=T0, kafka_error=refused, kafka_refused=True))
+    assert plan.actions == []
+    st_ = plan.status
+    assert st_.lifecycle == Lifecycle.CREATED
+    assert condition(st_, "KafkaAccess") == "False"
+    [access] = [c for c in st_.conditions if c.type == "KafkaAccess"]
+    assert (access.reason, access.message) == ("Refused", refused)
+    assert reasons(st_) == ["KafkaRefused"]
+    assert [e.type for e in st_.events] == ["Warning"]
+    assert st_.error == f"{refused}; retrying in 1 s"
+    _, plan = step(job, obs(now=T0 + 2000))
+    assert the(plan, Submit)
+    assert condition(plan.status, "KafkaAccess") == "True"
+
+
 def test_consecutive_kafka_errors_back_off_longer_and_warn_once() -> None:
     """outages counts consecutive reconciles that could not reach Flink/Kafka, and the retry
     delay grows with it, as it does for Flink outages.
