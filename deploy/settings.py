@@ -51,6 +51,22 @@ class StackSettings(BaseSettings):
     kafka_external_port: int = Field(
         9094, ge=1, le=65535, description="port of the listener on kafka_external_address"
     )
+    kafka_security: Literal["none", "sasl-ssl"] = Field(
+        "none",
+        description=(
+            "how clients reach Kafka: `none` (PLAINTEXT), or `sasl-ssl`: TLS with the stack's own "
+            "CA and SCRAM-SHA-512 users, ACLs enforced (deploy/local/stack/kafka_auth.py)"
+        ),
+    )
+    kafka_internal_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description=(
+            "with kafka_security sasl-ssl: the broker's own listener on 127.0.0.1 (inter-broker "
+            "traffic, the stack's ACL set-up); default: a free one"
+        ),
+    )
     flink_port: int = Field(8081, ge=1, le=65535, description="Flink REST API and Web UI")
     flink_rpc_port: int = Field(6123, ge=1, le=65535, description="JobManager RPC")
     metrics_port: int = Field(
@@ -99,6 +115,11 @@ class StackSettings(BaseSettings):
         return self.listen_host in WILDCARDS
 
     @property
+    def kafka_secured(self) -> bool:
+        """True when the broker's client listeners want TLS and SCRAM (`kafka_security`)."""
+        return self.kafka_security != "none"
+
+    @property
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.kafka_port}"
 
@@ -142,6 +163,8 @@ class StackSettings(BaseSettings):
         }
         if self.kafka_external_address is not None:
             ports["kafka external"] = self.kafka_external_port
+        if self.kafka_secured and self.kafka_internal_port is not None:
+            ports["kafka internal"] = self.kafka_internal_port
         for i in range(1, self.taskmanagers + 1):
             ports[f"taskmanager-{i} metrics"] = self.taskmanager_metrics_port(i)
         if self.controller:

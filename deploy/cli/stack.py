@@ -27,6 +27,11 @@ class StateStorage(StrEnum):
     s3 = "s3"
 
 
+class KafkaSecurityMode(StrEnum):
+    none = "none"
+    sasl_ssl = "sasl-ssl"
+
+
 @command
 def up(
     state_dir: StateDir = None,
@@ -45,6 +50,14 @@ def up(
     ] = None,
     kafka_external_port: Annotated[
         int | None, typer.Option(help="port of that second listener [9094]")
+    ] = None,
+    kafka_security: Annotated[
+        KafkaSecurityMode | None,
+        typer.Option(
+            help="sasl-ssl: Kafka's listeners want TLS (the stack's own CA) and SCRAM-SHA-512 "
+            "users, with ACLs; the stack's processes get its client configuration "
+            "(EDDYLINE_KAFKA_CONFIG) \\[none; EDDYLINE_KAFKA_SECURITY]"
+        ),
     ] = None,
     bind_host: Annotated[
         str | None,
@@ -98,6 +111,7 @@ def up(
         kafka_controller_port=kafka_controller_port,
         kafka_external_address=kafka_external_address,
         kafka_external_port=kafka_external_port,
+        kafka_security=kafka_security.value if kafka_security else None,
         bind_host=bind_host,
         flink_port=flink_port,
         flink_rpc_port=flink_rpc_port,
@@ -126,8 +140,27 @@ def _up_document(result: control.UpResult, state_dir: Path) -> dict[str, object]
         "flink_url": result.state.flink_url,
         "bootstrap_servers": result.state.bootstrap_servers,
         "external_bootstrap_servers": result.state.external_bootstrap_servers,
+        **_kafka_access(result.state),
         "state": _state_location(result.state, state_dir),
     }
+
+
+def _kafka_access(current: state.StackState) -> dict[str, object]:
+    """How clients connect to the broker, for `-o json`: the summary and the client file, never
+    the password."""
+    config = current.kafka_client_config
+    return {
+        "kafka_security": current.kafka_summary(),
+        "kafka_client_config": str(config) if config is not None else None,
+    }
+
+
+def _print_kafka_access(current: state.StackState, label: str) -> None:
+    if current.kafka_client_config is None:
+        return
+    pad = " " * len(label)
+    console.print(f"{label}{current.kafka_summary()}", highlight=False)
+    console.print(f"{pad}client configuration: {current.kafka_client_config}", highlight=False)
 
 
 def _print_up(result: control.UpResult, settings: StackSettings) -> None:
@@ -141,6 +174,7 @@ def _print_up(result: control.UpResult, settings: StackSettings) -> None:
     console.print(f"  Kafka:           {result.state.bootstrap_servers}")
     if result.state.external_bootstrap_servers:
         console.print(f"  Kafka for pods:  {result.state.external_bootstrap_servers}")
+    _print_kafka_access(result.state, "  Kafka security:  ")
     _print_state_location(result.state, settings.state_dir, "  Job state:       ")
     console.print("  Stop it with:    eddyline down")
 
@@ -195,7 +229,9 @@ def status(state_dir: StateDir = None, output: OutputOpt = Output.table) -> None
     current = state.load(settings.state_dir) if comps else None
     if output == Output.json:
         where = _state_location(current, settings.state_dir) if current else None
-        typer.echo(json.dumps({"state": where, "components": [_component(c) for c in comps]}))
+        kafka = _kafka_access(current) if current else {}
+        doc = {**kafka, "state": where, "components": [_component(c) for c in comps]}
+        typer.echo(json.dumps(doc))
     elif not comps:
         console.print(
             f"The local stack is not running (state folder {settings.state_dir}). "
@@ -205,6 +241,7 @@ def status(state_dir: StateDir = None, output: OutputOpt = Output.table) -> None
         console.print(_component_table(comps))
         if current is not None:
             _print_state_location(current, settings.state_dir, "job state: ")
+            _print_kafka_access(current, "kafka security: ")
     if not comps or not all(c.healthy for c in comps):
         raise typer.Exit(1)
 

@@ -4,71 +4,40 @@ no `cryptography`). Used by the local cluster and by the tests' envtest control 
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
 from deploy.errors import PkiError
+from deploy.pki import client_cert, ec_key, make_ca, openssl, server_extensions, signed_cert
+
+__all__ = [
+    "PkiError",
+    "b64",
+    "cert_user",
+    "client_cert",
+    "make_pki",
+    "signed_cert",
+    "write_kubeconfig",
+]
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    result = subprocess.run(
-        ["openssl", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=60
-    )
-    if result.returncode != 0:
-        raise PkiError(f"openssl {' '.join(args)} failed: {result.stderr.strip()}")
-
-
-def _ec_key(pki: Path, name: str) -> str:
-    key = f"{name}.key"
-    _openssl(
-        "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key, cwd=pki
-    )
-    return key
-
-
-def client_cert(pki: Path, name: str, subject: str) -> None:
-    """`name`.crt/.key signed by the CA: client authentication as `subject` (/O=group/CN=user)."""
-    signed_cert(
-        pki,
-        name,
-        subject,
-        "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
-    )
-
-
-def signed_cert(pki: Path, name: str, subject: str, extensions: str) -> None:
-    key = _ec_key(pki, name)
-    _openssl("req", "-new", "-key", key, "-subj", subject, "-out", f"{name}.csr", cwd=pki)
-    (pki / f"{name}.ext").write_text(extensions)
-    _openssl(
-        "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-set_serial", str(int.from_bytes(os.urandom(8), "big")), "-days", "365",
-        "-sha256", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=pki,
-    )  # fmt: skip
+# The generic helpers live in deploy/pki.py (the local stack's Kafka TLS uses them too); their
+# names stay importable from here.
+_openssl = openssl
+_ec_key = ec_key
 
 
 def make_pki(pki: Path, ca_name: str, api_sans: Sequence[str]) -> None:
     """CA, API server serving cert (with `api_sans`), admin client cert (system:masters) and
     service-account keys."""
-    pki.mkdir(parents=True, exist_ok=True)
-    _ec_key(pki, "ca")
-    _openssl(
-        "req", "-x509", "-new", "-key", "ca.key", "-subj", f"/CN={ca_name}",
-        "-days", "3650", "-sha256", "-out", "ca.crt",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature", cwd=pki,
-    )  # fmt: skip
+    make_ca(pki, ca_name)
     signed_cert(
         pki,
         "apiserver",
         "/CN=kube-apiserver",
-        "keyUsage=critical,digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\n"
-        f"subjectAltName={','.join(api_sans)}\n",
+        server_extensions(list(api_sans)),
     )
     client_cert(pki, "admin", "/O=system:masters/CN=eddyline-admin")
     _openssl(

@@ -6,13 +6,13 @@ import os
 import shutil
 import sys
 import sysconfig
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy import paths, versions
+from deploy import kafka_security, paths, versions
 from deploy.local import objectstore
-from deploy.local.stack import s3state
+from deploy.local.stack import kafka_auth, s3state
 from deploy.settings import StackSettings
 
 KAFKA = "kafka"
@@ -70,7 +70,11 @@ def kafka_classpath() -> str:
     return str(paths.jvm_cache() / "kafka" / "*")
 
 
-def kafka_format(settings: StackSettings, java_bin: str, cluster_id: str) -> list[str]:
+def kafka_format(
+    settings: StackSettings, java_bin: str, cluster_id: str, scram: Sequence[str] = ()
+) -> list[str]:
+    """The storage format command; `scram`: kafka_auth.scram_arguments, the users to create
+    (a secured stack's only chance: they are part of the bootstrap metadata)."""
     lay = layout(settings)
     return [
         java_bin,
@@ -85,6 +89,7 @@ def kafka_format(settings: StackSettings, java_bin: str, cluster_id: str) -> lis
         "--config",
         str(lay["kafka_conf"]),
         "--ignore-formatted",
+        *scram,
     ]
 
 
@@ -151,6 +156,15 @@ def python_path(inherited: str | None = None) -> str:
     return os.pathsep.join(dict.fromkeys(entries))
 
 
+def kafka_client_env(settings: StackSettings) -> dict[str, str]:
+    """What a process of the stack needs to be a Kafka client of it: with a secured broker, the
+    stack's client configuration (kafka_auth.client_config_file, read by kafka_security and the
+    jobs' driver), never the secrets themselves."""
+    if not settings.kafka_secured:
+        return {}
+    return {kafka_security.CONFIG_ENV: str(kafka_auth.client_config_file(settings.state_dir))}
+
+
 def _flink_env(
     settings: StackSettings, name: str, aws: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -159,6 +173,7 @@ def _flink_env(
     lay = layout(settings)
     return {
         **(aws or {}),
+        **kafka_client_env(settings),
         "FLINK_CONF_DIR": str(lay["flink_conf"]),
         "FLINK_LIB_DIR": str(lay["flink_lib"]),
         "FLINK_LOG_DIR": str(lay["logs"] / name),
@@ -252,7 +267,7 @@ def controller(settings: StackSettings) -> ProcessSpec:
             "--metrics-host",
             settings.listen_host,
         ],
-        env={"PYTHONUNBUFFERED": "1"},
+        env={"PYTHONUNBUFFERED": "1", **kafka_client_env(settings)},
         port=settings.controller_port,
         metrics_port=settings.controller_port,
         version=versions.eddyline(),

@@ -57,6 +57,7 @@ def up(settings: StackSettings, progress: Progress = _quiet) -> UpResult:
     if supervisor_running(state_dir):
         current = state.load(state_dir)
         if current is not None:
+            state.register_stack(current)
             return UpResult(current, already_running=True)
     prepare.check_tools(settings)
     ports.check_free(settings.reserved_ports(), settings.listen_host)
@@ -112,6 +113,9 @@ def _wait_running(settings: StackSettings, sup_pid: int, progress: Progress) -> 
     while True:
         current = state.load(settings.state_dir)
         mine = current if current is not None and current.supervisor_pid == sup_pid else None
+        if mine is not None:
+            # A secured broker: probe it (and let our caller use it) as the stack's own user.
+            state.register_stack(mine)
         if mine is not None and mine.phase == Phase.RUNNING:
             return mine
         if mine is not None and mine.phase == Phase.FAILED:
@@ -230,6 +234,7 @@ def status(state_dir: Path) -> list[ComponentStatus]:
     current = state.load(state_dir)
     if current is None or not supervisor_running(state_dir):
         return []
+    state.register_stack(current)
     registered = flink_health.flink_taskmanagers(current.flink_url)
     out = []
     for c in current.components:
@@ -247,11 +252,13 @@ def status(state_dir: Path) -> list[ComponentStatus]:
 
 
 def load_running(state_dir: Path) -> StackState:
-    """The running stack's state; StackNotRunningError with the next step when it is down."""
+    """The running stack's state, its Kafka client configuration registered for this process
+    (state.register_stack); StackNotRunningError with the next step when it is down."""
     current = state.load(state_dir)
     if current is None or not supervisor_running(state_dir) or current.phase != Phase.RUNNING:
         raise StackNotRunningError(
             f"the local stack is not running (state folder {state_dir}): "
             "start it with `eddyline up`"
         )
+    state.register_stack(current)
     return current

@@ -19,6 +19,8 @@ def free_settings(state_dir: Path, **overrides: object) -> StackSettings:
         "state_dir": state_dir,
         "kafka_port": ports.free_port(),
         "kafka_controller_port": ports.free_port(),
+        # Only listened on with kafka_security sasl-ssl; free either way, so that it can be.
+        "kafka_internal_port": ports.free_port("127.0.0.1"),
         "flink_port": ports.free_port(),
         "flink_rpc_port": ports.free_port(),
         "metrics_port": metrics,

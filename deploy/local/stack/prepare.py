@@ -10,7 +10,7 @@ from pathlib import Path
 from deploy import paths
 from deploy.errors import ComponentStartError, MissingToolError
 from deploy.local import objectstore
-from deploy.local.stack import components, render, reporter, s3state
+from deploy.local.stack import components, kafka_auth, render, reporter, s3state
 from deploy.settings import StackSettings
 
 
@@ -41,8 +41,13 @@ def check_tools(settings: StackSettings | None = None) -> str:
     return java_bin
 
 
-def _write_if_changed(path: Path, text: str) -> None:
+def _write_if_changed(path: Path, text: str, private: bool = False) -> None:
+    """`text` in `path` unless it is there already; `private`: a file holding a secret, made
+    readable by its owner only before the secret is written."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if private:
+        path.touch(mode=0o600)
+        path.chmod(0o600)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
 
@@ -60,7 +65,7 @@ def write_configs(settings: StackSettings, store: objectstore.ObjectStore | None
     if settings.state_storage == "s3":
         s3state.prepare(settings.state_dir)
 
-    _write_if_changed(lay["kafka_conf"], render.kafka_server_properties(settings))
+    _write_kafka_config(settings)
     _write_if_changed(lay["kafka_log4j"], render.kafka_log4j(lay["logs"] / "kafka" / "server.log"))
     conf = lay["flink_conf"]
     s3 = store.flink_config() if store is not None else None
@@ -70,6 +75,19 @@ def write_configs(settings: StackSettings, store: objectstore.ObjectStore | None
     _write_if_changed(conf / "log4j-console.properties", render.flink_log4j())
     _link_flink_lib(lay["flink_lib"])
     reporter.link_plugins(settings, lay["flink_plugins"])
+
+
+def _write_kafka_config(settings: StackSettings) -> None:
+    """server.properties; a secured broker's first (certificates, users, the client file) and
+    with the admin's password in it, so mode 0600."""
+    conf = components.layout(settings)["kafka_conf"]
+    if not settings.kafka_secured:
+        _write_if_changed(conf, render.kafka_server_properties(settings))
+        return
+    kafka_auth.prepare(settings)
+    admin = kafka_auth.passwords(settings.state_dir)[kafka_auth.ADMIN]
+    text = render.kafka_server_properties(settings, admin_password=admin)
+    _write_if_changed(conf, text, private=True)
 
 
 def _link_flink_lib(lib: Path) -> None:
@@ -96,13 +114,24 @@ def new_cluster_id() -> str:
 
 
 def format_kafka_storage(settings: StackSettings, java_bin: str) -> None:
-    """Format the KRaft log folder once; later starts reuse it (and its topics)."""
+    """Format the KRaft log folder once; later starts reuse it (and its topics). A secured
+    broker's users are added then (kafka_auth): storage formatted without them is refused."""
     lay = components.layout(settings)
-    if (lay["kafka_data"] / "meta.properties").exists():
+    data = lay["kafka_data"]
+    if settings.kafka_secured:
+        kafka_auth.check_storage(settings, data)
+    if (data / "meta.properties").exists():
         return
+    scram: list[str] = []
+    if settings.kafka_secured:
+        scram = kafka_auth.scram_arguments(kafka_auth.passwords(settings.state_dir))
     log = lay["logs"] / "kafka-format.out"
-    argv = components.kafka_format(settings, java_bin, new_cluster_id())
+    # The passwords are on this short-lived command line (StorageTool reads them nowhere else);
+    # the command line itself is never written to a log.
+    argv = components.kafka_format(settings, java_bin, new_cluster_id(), scram)
     with log.open("w") as out:
         done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False, timeout=120)
     if done.returncode != 0:
         raise ComponentStartError("kafka", "formatting the KRaft storage failed", log)
+    if settings.kafka_secured:
+        kafka_auth.record_storage(settings, data)

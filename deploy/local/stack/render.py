@@ -11,7 +11,7 @@ from typing import Any
 
 import jinja2
 
-from deploy.local.stack import reporter
+from deploy.local.stack import kafka_auth, reporter
 from deploy.paths import TEMPLATES
 from deploy.settings import StackSettings
 
@@ -65,7 +65,13 @@ def flink_log4j() -> str:
     return _render("flink-log4j.properties.j2")
 
 
-def kafka_server_properties(settings: StackSettings, extra: dict[str, str] | None = None) -> str:
+def kafka_server_properties(
+    settings: StackSettings,
+    extra: dict[str, str] | None = None,
+    admin_password: str | None = None,
+) -> str:
+    """The broker's server.properties. With `kafka_security = "sasl-ssl"`, `admin_password` is
+    the super user's (kafka_auth.passwords): the file then holds it, so write it mode 0600."""
     return _render(
         "kafka-server.properties.j2",
         host=settings.host,
@@ -76,8 +82,33 @@ def kafka_server_properties(settings: StackSettings, extra: dict[str, str] | Non
         external_port=settings.kafka_external_port,
         data_dir=(settings.state_dir / "kafka" / "data").resolve(),
         transaction_max_timeout_ms=FLINK_EOS_TRANSACTION_TIMEOUT_MS,
+        secured=_kafka_secured(settings, admin_password),
         extra=extra or {},
     )
+
+
+def _kafka_secured(settings: StackSettings, admin_password: str | None) -> dict[str, Any] | None:
+    """The template's values for a secured broker (see kafka_auth), None for a PLAINTEXT one."""
+    if not settings.kafka_secured:
+        return None
+    if admin_password is None:
+        raise ValueError("kafka_security sasl-ssl needs the admin password")
+    if settings.kafka_internal_port is None:
+        raise ValueError("kafka_security sasl-ssl needs kafka_internal_port")
+    return {
+        "internal_port": settings.kafka_internal_port,
+        "admin": kafka_auth.ADMIN,
+        "admin_password": _jaas(admin_password),
+        "mechanism": kafka_auth.MECHANISM,
+        "client_mechanisms": kafka_auth.CLIENT_MECHANISMS,
+        "keystore": kafka_auth.keystore_file(settings.state_dir),
+        "truststore": kafka_auth.ca_file(settings.state_dir),
+    }
+
+
+def _jaas(value: str) -> str:
+    """A JAAS option value: quoted, quotes and backslashes escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def kafka_log4j(log_file: Path) -> str:

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from deploy import kafka_security
+from deploy.kafka_security import KafkaSecurity
+
 
 class Phase(StrEnum):
     STARTING = "starting"
@@ -53,6 +56,22 @@ class StackState(BaseModel):
     checkpoint_dir: str | None = None
     savepoint_dir: str | None = None
     objectstore_endpoint: str | None = None
+    # With a secured broker (`eddyline up --kafka-security sasl-ssl`): the stack's client
+    # configuration (deploy/local/stack/kafka_auth.py), the file its processes get as
+    # EDDYLINE_KAFKA_CONFIG. None: PLAINTEXT.
+    kafka_client_config: Path | None = None
+
+    def kafka_security(self) -> KafkaSecurity | None:
+        """How clients connect to this stack's broker; None when it is PLAINTEXT.
+        KafkaConfigError naming the file when it cannot be read."""
+        if self.kafka_client_config is None:
+            return None
+        return KafkaSecurity.from_file(self.kafka_client_config)
+
+    def kafka_summary(self) -> str:
+        """What status output may say about the broker's security: never a secret."""
+        security = self.kafka_security()
+        return security.summary() if security is not None else "PLAINTEXT"
 
     @property
     def taskmanagers(self) -> int:
@@ -63,6 +82,19 @@ class StackState(BaseModel):
             if c.name == name:
                 return c
         raise KeyError(name)
+
+
+def register_stack(current: StackState) -> KafkaSecurity | None:
+    """Make this process's Kafka clients (deploy.kafka_io) of the stack's bootstrap addresses
+    use its client configuration; the configuration, or None (PLAINTEXT: nothing registered, so
+    the environment's configuration still applies)."""
+    security = current.kafka_security()
+    if security is None:
+        return None
+    for servers in (current.bootstrap_servers, current.external_bootstrap_servers):
+        if servers is not None:
+            kafka_security.register(servers, security)
+    return security
 
 
 def state_file(state_dir: Path) -> Path:

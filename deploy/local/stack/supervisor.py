@@ -23,9 +23,25 @@ from types import FrameType
 from deploy.errors import ComponentStartError, StackError
 from deploy.flink import health as flink_health
 from deploy.local.objectstore import ObjectStore
-from deploy.local.stack import components, elastic, health, ports, prepare, processes, s3state
+from deploy.local.stack import (
+    components,
+    elastic,
+    health,
+    kafka_auth,
+    ports,
+    prepare,
+    processes,
+    s3state,
+)
 from deploy.local.stack.components import ProcessSpec
-from deploy.local.stack.state import ComponentState, Phase, StackState, lock_file, save
+from deploy.local.stack.state import (
+    ComponentState,
+    Phase,
+    StackState,
+    lock_file,
+    register_stack,
+    save,
+)
 from deploy.settings import StackSettings
 
 log = logging.getLogger("eddyline.supervisor")
@@ -66,6 +82,11 @@ def restart_delay(recent_restarts: int) -> float:
 
 class Supervisor:
     def __init__(self, settings: StackSettings) -> None:
+        if settings.kafka_secured and settings.kafka_internal_port is None:
+            # The broker's loopback listener (kafka_auth): any free port, fixed for this run.
+            settings = settings.model_copy(
+                update={"kafka_internal_port": ports.free_port("127.0.0.1")}
+            )
         self.settings = settings
         self.managed: list[Managed] = []
         self.stopping = False
@@ -85,6 +106,8 @@ class Supervisor:
         self.aws: dict[str, str] = {}
         self._idle_since: dict[str, float] = {}
         self._next_elastic = 0.0
+        # With a secured broker: whether its own user has its ACLs yet (granted once it answers).
+        self._granted = not settings.kafka_secured
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -135,6 +158,10 @@ class Supervisor:
             self.state.objectstore_endpoint = self.store.endpoint
             specs.append(components.objectstore_server(self.settings, port, keys))
         prepare.write_configs(self.settings, self.store)
+        if self.settings.kafka_secured:
+            # Before any probe: our own health checks are Kafka clients of the secured broker.
+            self.state.kafka_client_config = kafka_auth.client_config_file(self.settings.state_dir)
+            register_stack(self.state)
         prepare.format_kafka_storage(self.settings, java_bin)
         specs += [
             components.kafka(self.settings, java_bin),
@@ -193,6 +220,11 @@ class Supervisor:
     def _healthy(self) -> bool:
         if not health.kafka_answers(self.settings.bootstrap_servers):
             return False
+        if not self._granted:
+            kafka = next(m for m in self.managed if m.spec.kind == components.KAFKA)
+            kafka_auth.grant(self.settings, kafka.spec.main_log())
+            self._granted = True
+            log.info("granted User:%s its ACLs", kafka_auth.USER)
         registered = flink_health.flink_taskmanagers(self.settings.flink_url)
         wanted = {m.spec.name for m in self.managed if m.spec.kind == "taskmanager"}
         if registered is None or not wanted <= registered:
