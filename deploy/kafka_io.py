@@ -66,8 +66,13 @@ class Trouble:
                 return err
         return None
 
-    def named(self, servers: str, cause: object) -> KafkaAccessError | KafkaUnreachableError:
-        """The error to raise for a call that failed with `cause`: who refused us and why."""
+    def named(
+        self, servers: str, cause: object, client: AdminClient | Producer | None = None
+    ) -> KafkaAccessError | KafkaUnreachableError:
+        """The error to raise for a call that failed with `cause`: who refused us and why.
+        `client`: served first, since librdkafka hands its errors to error_cb only in poll."""
+        if client is not None:
+            client.poll(0.5)
         how = kafka_security.for_servers(servers).summary()
         refused = self.access()
         if refused is not None:
@@ -94,7 +99,7 @@ def partition_counts(
     try:
         metadata = client.list_topics(timeout=timeout)
     except KafkaException as e:
-        raise trouble.named(bootstrap_servers, e) from e
+        raise trouble.named(bootstrap_servers, e, client) from e
     counts: dict[str, int | None] = {}
     for topic in topics:
         found = metadata.topics.get(topic)
@@ -134,7 +139,7 @@ def create_topics(
     try:
         client.list_topics(timeout=10)
     except KafkaException as e:
-        raise trouble.named(bootstrap_servers, e) from e
+        raise trouble.named(bootstrap_servers, e, client) from e
     if recreate:
         existing = set(client.list_topics(timeout=10).topics)
         doomed = [t for t in partitions if t in existing]
@@ -172,6 +177,10 @@ class Sender:
 
     def __init__(self, bootstrap_servers: str) -> None:
         self.failures: list[str] = []
+        self._servers = bootstrap_servers
+        # A broker that refuses us would otherwise show only as every message timing out,
+        # minutes later: stop at the first refusal instead, saying why.
+        self._trouble = Trouble()
         self._producer = Producer(
             client_config(
                 bootstrap_servers,
@@ -180,6 +189,7 @@ class Sender:
                     "enable.idempotence": True,
                     "partitioner": "murmur2_random",
                     "on_delivery": self._report,
+                    "error_cb": self._trouble,
                 },
             )
         )
@@ -201,18 +211,33 @@ class Sender:
                 break
             except BufferError:
                 self._producer.poll(0.1)
+                self._refused()
         self._producer.poll(0)
 
     def poll(self) -> None:
         self._producer.poll(0)
+        self._refused()
+
+    def _refused(self) -> None:
+        if self._trouble.access() is not None:
+            raise self._trouble.named(self._servers, "refused")
 
     def close(self, timeout: float = 60.0) -> None:
-        """Wait until every queued message is acknowledged; raise if any was not."""
-        left = self._producer.flush(timeout)
+        """Wait until every queued message is acknowledged; raise if any was not (at once, naming
+        the broker, when it refused us)."""
+        deadline = time.monotonic() + timeout
+        left = self._producer.flush(0)
+        while left and time.monotonic() < deadline:
+            self._refused()
+            left = self._producer.flush(min(1.0, max(deadline - time.monotonic(), 0)))
+        self._refused()
         if left:
             raise DeliveryFailures(f"{left} messages were not delivered within {timeout:.0f} s")
         if self.failures:
-            raise DeliveryFailures(f"{len(self.failures)} messages failed: {self.failures[0]}")
+            raise DeliveryFailures(
+                f"{len(self.failures)} messages to Kafka at {self._servers} failed: "
+                f"{self.failures[0]}"
+            )
 
 
 def produce(

@@ -23,6 +23,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from deploy.errors import PermanentError
+
 Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 PROTOCOLS: tuple[str, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -53,7 +55,7 @@ _LOGIN_MODULES = {
 }
 
 
-class KafkaConfigError(ValueError):
+class KafkaConfigError(PermanentError, ValueError):
     """A Kafka client configuration that cannot work; the message lists every problem."""
 
 

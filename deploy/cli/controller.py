@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from deploy import kafka_security
 from deploy.cli.common import StateDir, fail, settings_from
 from deploy.cli.options import (
     JOB_DIRS_ENV,
@@ -21,6 +22,7 @@ from deploy.cli.options import (
     command,
     kube_target,
 )
+from deploy.kafka_security import KafkaConfigError
 from deploy.local import wiring as local_wiring
 from deploy.local.stack import state
 
@@ -114,6 +116,8 @@ def controller(
     stopped (`eddyline up` runs one in the background)."""
     settings = settings_from(state_dir=state_dir)
     current = state.load(settings.state_dir)
+    if current is not None:
+        state.register_stack(current)  # its broker may want TLS and SASL
     flink = flink_url or (current.flink_url if current else settings.flink_url)
     kafka = bootstrap_servers or (
         current.bootstrap_servers if current else settings.bootstrap_servers
@@ -121,6 +125,11 @@ def controller(
     port = settings.controller_port if metrics_port is None else metrics_port
     target = kube_target(kube, namespace, kubeconfig, context, in_cluster)
     _log_to_stderr()
+    try:  # a Kafka configuration that cannot work stops the controller now, saying why
+        security = kafka_security.for_servers(kafka)
+    except KafkaConfigError as e:
+        raise fail(e) from None
+    logging.getLogger("eddyline.controller").info("Kafka at %s: %s", kafka, security.summary())
     try:
         if target is None:
             local = local_wiring.ControllerOptions(

@@ -105,6 +105,7 @@ def _bootstrap(state_dir: Path | None, given: str | None) -> str:
     settings = settings_from(state_dir=state_dir)
     current = state.load(settings.state_dir)
     if current is not None and control.supervisor_running(settings.state_dir):
+        state.register_stack(current)  # its broker may want TLS and SASL
         return current.bootstrap_servers
     return settings.bootstrap_servers
 

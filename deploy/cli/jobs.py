@@ -14,10 +14,11 @@ from typing import Annotated
 
 import typer
 import yaml
+from rich.markup import escape
 
 from deploy import kafka_io
 from deploy.cli import tables, waiting
-from deploy.cli.common import EXIT_INVALID, Output, OutputOpt, console, fail
+from deploy.cli.common import EXIT_INVALID, Output, OutputOpt, console, err, fail
 from deploy.cli.options import (
     JOB_DIRS_ENV,
     DescribeOutput,
@@ -30,7 +31,7 @@ from deploy.cli.options import (
     allowed_dirs,
     command,
 )
-from deploy.errors import EddylineError, SpecError
+from deploy.errors import EddylineError, KafkaAccessError, SpecError
 from deploy.flink import entries
 from deploy.flink.runtime import copartition_problem
 from deploy.local.stack import state
@@ -119,11 +120,18 @@ def _check_partitions(job: FlinkJob, target: JobTarget, local: bool) -> None:
         return  # the cluster's default Kafka: the controller checks before deploying
     settings = target.settings
     current = state.load(settings.state_dir)
+    if current is not None:
+        state.register_stack(current)  # its broker may want TLS and SASL
     servers = job.spec.kafka.bootstrap_servers or (
         current.bootstrap_servers if current else settings.bootstrap_servers
     )
     try:
         counts = kafka_io.partition_counts(servers, topics, timeout=3.0)
+    except KafkaAccessError as e:
+        # Credentials, trust or an ACL: the controller (perhaps configured otherwise) checks
+        # again and waits, but a user should hear now what this machine was told.
+        err.print(f"[yellow]warning:[/yellow] {escape(str(e))}", highlight=False, soft_wrap=True)
+        return
     except Exception:  # Kafka not reachable from here: the controller checks before deploying
         return
     if any(n is None for n in counts.values()):

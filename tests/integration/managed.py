@@ -44,10 +44,16 @@ class ControllerProcess:
         state_dir: Path,
         failpoints: str = "",
         elastic: bool = False,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.log = state_dir / f"controller-{time.time_ns()}.log"
         self.metrics_port = free_port()
-        env = {**os.environ, **allowed_env(), "EDDYLINE_FAILPOINTS": failpoints}
+        env = {
+            **os.environ,
+            **allowed_env(),
+            "EDDYLINE_FAILPOINTS": failpoints,
+            **(extra_env or {}),
+        }
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
                 [
@@ -93,9 +99,14 @@ class ControllerProcess:
 class Managed:
     """One test's controller, store and CLI."""
 
-    def __init__(self, stack: RunningStack, state_dir: Path) -> None:
+    def __init__(
+        self, stack: RunningStack, state_dir: Path, env: dict[str, str] | None = None
+    ) -> None:
+        """`env`: more environment for the controller and the CLI (a Kafka client
+        configuration: EDDYLINE_KAFKA_CONFIG, KAFKA_*)."""
         self.stack = stack
         self.state_dir = state_dir
+        self.env = env or {}
         self.settings = StackSettings(state_dir=state_dir)
         self.store = SqliteStore(self.settings.controller_db)
         self.flink = FlinkClient(stack.flink_url)
@@ -105,11 +116,15 @@ class Managed:
         self.jobs_before = {j["jid"] for j in self.flink.jobs()}
 
     def start_controller(self, failpoints: str = "", elastic: bool = False) -> ControllerProcess:
-        self.controller = ControllerProcess(self.stack, self.state_dir, failpoints, elastic)
+        self.controller = ControllerProcess(
+            self.stack, self.state_dir, failpoints, elastic, self.env
+        )
         return self.controller
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return eddyline(*args, "--state-dir", str(self.state_dir), env=allowed_env())
+        return eddyline(
+            *args, "--state-dir", str(self.state_dir), env={**allowed_env(), **self.env}
+        )
 
     def submit(self, doc: dict[str, Any]) -> subprocess.CompletedProcess[str]:
         path = self.state_dir / f"{doc['metadata']['name']}-{time.time_ns()}.yaml"
