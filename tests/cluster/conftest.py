@@ -3,7 +3,9 @@ kube-proxy + CoreDNS) for tests/cluster, started once per session and stopped at
 
 Pods run the image `make image` built (loaded into the node, never pulled); Kafka is a local
 stack's broker outside the cluster, and the state bucket a versitygw S3 server on the host, both
-reached by the pods on the node's bridge. A part that cannot
+reached by the pods on the node's bridge. The broker wants SASL over TLS, as production ones do
+(`eddyline up --kafka-security sasl-ssl`): the chart carries its credentials and CA from Secrets
+into every pod, so every test here runs its jobs through SCRAM over TLS. A part that cannot
 start fails the tests that need it, saying which and where its log is. These tests run last
 (tests/conftest.py): they need the most memory, and nothing else needs them.
 """
@@ -33,6 +35,8 @@ from tests.k8s.envtest import Kube
 
 VALUES = CI / "real-node.yaml"
 S3_SECRET = "flink-state-s3"
+KAFKA_SECRET = "kafka-credentials"
+KAFKA_CA_SECRET = "kafka-ca"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -89,11 +93,13 @@ def real_cluster() -> Iterator[RealCluster]:
 def pod_kafka(
     real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[RunningStack, str]]:
-    """A local stack whose broker also listens on the node's bridge: (stack, pods' address)."""
+    """A local stack whose secured broker also listens on the node's bridge: (stack, pods'
+    address)."""
     settings: StackSettings = free_settings(
         tmp_path_factory.mktemp("pod-kafka"),
         kafka_external_address=GATEWAY,
         kafka_external_port=ports.free_port(),
+        kafka_security="sasl-ssl",
         controller=False,
     )
     try:
@@ -191,10 +197,27 @@ def release(
         f"--from-literal=AWS_ACCESS_KEY_ID={store.access_key}",
         f"--from-literal=AWS_SECRET_ACCESS_KEY={store.secret_key}",
     )  # fmt: skip
+    security = stack.state.kafka_security()
+    assert security is not None, "the pods' Kafka should be secured"
+    assert security.password is not None
+    assert security.ca_location is not None
+    kube.kubectl_run(
+        "-n", ns, "create", "secret", "generic", KAFKA_SECRET,
+        f"--from-literal=KAFKA_SASL_USERNAME={security.username}",
+        f"--from-literal=KAFKA_SASL_PASSWORD={security.password.get_secret_value()}",
+    )  # fmt: skip
+    kube.kubectl_run(
+        "-n", ns, "create", "secret", "generic", KAFKA_CA_SECRET,
+        f"--from-file=ca.crt={security.ca_location}",
+    )  # fmt: skip
     started = time.monotonic()
     result = kube.helm_run(
         "install", RELEASE, str(CHART), "--namespace", ns, "--values", str(VALUES),
         "--set", f"kafka.bootstrapServers={bootstrap}",
+        "--set", f"kafka.existingSecret={KAFKA_SECRET}",
+        "--set", "kafka.security.protocol=SASL_SSL",
+        "--set", f"kafka.security.saslMechanism={security.mechanism}",
+        "--set", f"kafka.security.caSecret.name={KAFKA_CA_SECRET}",
         "--set", f"image.tag={image_ref().split(':')[1]}",
         "--set", f"flink.state.s3.bucket={pod_s3.bucket}",
         "--set", f"flink.state.s3.endpoint={store.endpoint}",

@@ -236,6 +236,145 @@ envFrom:
 {{- end }}
 
 {{/*
+How the pods connect to Kafka (kafka.security), checked: every problem is listed at once, naming
+the values to set. Credentials only ever come from kafka.existingSecret.
+*/}}
+{{- define "eddyline.kafkaCheck" -}}
+{{- $k := .Values.kafka }}
+{{- $sec := $k.security }}
+{{- $sasl := hasPrefix "SASL_" $sec.protocol }}
+{{- $tls := has $sec.protocol (list "SSL" "SASL_SSL") }}
+{{- $problems := list }}
+{{- if and $sasl (not $sec.saslMechanism) }}
+{{- $problems = append $problems (printf "kafka.security.protocol %s needs kafka.security.saslMechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512" $sec.protocol) }}
+{{- end }}
+{{- if and $sasl (not $k.existingSecret) }}
+{{- $problems = append $problems (printf "kafka.security.protocol %s needs kafka.existingSecret: a Secret (created by you) with the keys KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD; credentials never go into values" $sec.protocol) }}
+{{- end }}
+{{- if and $sec.saslMechanism (not $sasl) }}
+{{- $problems = append $problems (printf "kafka.security.saslMechanism %s is set but kafka.security.protocol is %s: set the protocol to SASL_SSL or SASL_PLAINTEXT, or leave saslMechanism empty" $sec.saslMechanism $sec.protocol) }}
+{{- end }}
+{{- if and $sec.caSecret.name (not $tls) }}
+{{- $problems = append $problems (printf "kafka.security.caSecret.name is set but kafka.security.protocol %s does not use TLS: set the protocol to SSL or SASL_SSL, or leave caSecret.name empty" $sec.protocol) }}
+{{- end }}
+{{- if and $sec.clientCertSecret.name (not $tls) }}
+{{- $problems = append $problems (printf "kafka.security.clientCertSecret.name is set but kafka.security.protocol %s does not use TLS: set the protocol to SSL or SASL_SSL, or leave clientCertSecret.name empty" $sec.protocol) }}
+{{- end }}
+{{- range $key, $_ := .Values.flink.configuration }}
+{{- if regexMatch "(^|\\.)(sasl\\.jaas\\.config|sasl\\.password|ssl\\.key\\.password|ssl\\.keystore\\.password|ssl\\.truststore\\.password)$" $key }}
+{{- $problems = append $problems (printf "flink.configuration.%s would put a Kafka credential into a ConfigMap: put it in the kafka.existingSecret Secret (KAFKA_SASL_PASSWORD, KAFKA_SSL_KEY_PASSWORD) instead" $key) }}
+{{- end }}
+{{- end }}
+{{- if $problems }}
+{{- fail (printf "how the pods connect to Kafka (kafka.security):\n  - %s" (join "\n  - " $problems)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Where the Kafka TLS files are mounted: the same paths in the controller, the JobManager and the
+TaskManagers (a job's driver, in the JobManager, hands the CA's path to the Kafka connector that
+runs in the TaskManagers).
+*/}}
+{{- define "eddyline.kafkaCaFile" -}}/etc/eddyline/kafka/ca/ca.crt{{- end }}
+{{- define "eddyline.kafkaClientDir" -}}/etc/eddyline/kafka/client{{- end }}
+
+{{/*
+The KAFKA_* environment deploy/kafka_security.py reads, from kafka.security (no secret: those
+come from kafka.existingSecret through envFrom). Nothing for PLAINTEXT with nothing set, so a
+protocol given in existingSecret still applies; a setting made here wins over the Secret's.
+*/}}
+{{- define "eddyline.kafkaEnv" -}}
+{{- include "eddyline.kafkaCheck" . }}
+{{- $sec := .Values.kafka.security }}
+{{- if ne $sec.protocol "PLAINTEXT" }}
+- name: KAFKA_SECURITY_PROTOCOL
+  value: {{ $sec.protocol }}
+{{- end }}
+{{- with $sec.saslMechanism }}
+- name: KAFKA_SASL_MECHANISM
+  value: {{ . }}
+{{- end }}
+{{- if $sec.caSecret.name }}
+- name: KAFKA_SSL_CA_LOCATION
+  value: {{ include "eddyline.kafkaCaFile" . }}
+{{- end }}
+{{- if $sec.clientCertSecret.name }}
+- name: KAFKA_SSL_CERTIFICATE_LOCATION
+  value: {{ include "eddyline.kafkaClientDir" . }}/tls.crt
+- name: KAFKA_SSL_KEY_LOCATION
+  value: {{ include "eddyline.kafkaClientDir" . }}/tls.key
+{{- end }}
+{{- end }}
+
+{{/*
+The Kafka TLS Secrets, read-only: the CA (only its key, as ca.crt) and the client certificate.
+Mode 0440: root owns the files, the pods' fsGroup (9999) reads them.
+*/}}
+{{- define "eddyline.kafkaVolumeMounts" -}}
+{{- $sec := .Values.kafka.security }}
+{{- if $sec.caSecret.name }}
+- name: kafka-ca
+  mountPath: {{ include "eddyline.kafkaCaFile" . | dir }}
+  readOnly: true
+{{- end }}
+{{- if $sec.clientCertSecret.name }}
+- name: kafka-client-cert
+  mountPath: {{ include "eddyline.kafkaClientDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "eddyline.kafkaVolumes" -}}
+{{- $sec := .Values.kafka.security }}
+{{- if $sec.caSecret.name }}
+- name: kafka-ca
+  secret:
+    secretName: {{ $sec.caSecret.name }}
+    items:
+      - key: {{ $sec.caSecret.key }}
+        path: {{ include "eddyline.kafkaCaFile" . | base }}
+    defaultMode: 0440
+{{- end }}
+{{- if $sec.clientCertSecret.name }}
+- name: kafka-client-cert
+  secret:
+    secretName: {{ $sec.clientCertSecret.name }}
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+    defaultMode: 0440
+{{- end }}
+{{- end }}
+
+{{/*
+One line for the install notes: how the pods connect to Kafka, and which Secrets hold what. Never
+a secret value.
+*/}}
+{{- define "eddyline.kafkaSummary" -}}
+{{- $k := .Values.kafka }}
+{{- $sec := $k.security }}
+{{- $parts := list (printf "Kafka: %s over %s" $k.bootstrapServers $sec.protocol) }}
+{{- if $sec.saslMechanism }}
+{{- $parts = append $parts (printf "%s with the credentials in Secret %s" $sec.saslMechanism $k.existingSecret) }}
+{{- else if $k.existingSecret }}
+{{- $parts = append $parts (printf "environment from Secret %s" $k.existingSecret) }}
+{{- end }}
+{{- if has $sec.protocol (list "SSL" "SASL_SSL") }}
+{{- if $sec.caSecret.name }}
+{{- $parts = append $parts (printf "CA from Secret %s (key %s)" $sec.caSecret.name $sec.caSecret.key) }}
+{{- else }}
+{{- $parts = append $parts "CA: the clients' default trust stores" }}
+{{- end }}
+{{- with $sec.clientCertSecret.name }}
+{{- $parts = append $parts (printf "client certificate from Secret %s" .) }}
+{{- end }}
+{{- end }}
+{{- join "; " $parts }}
+{{- end }}
+
+{{/*
 Environment every Flink container shares: where Flink finds its configuration and writes logs.
 */}}
 {{- define "eddyline.flinkEnv" -}}
