@@ -8,7 +8,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicCollection,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -118,16 +125,16 @@ def partition_counts(
 
 
 def _topic_refusal(client: AdminClient, topic: str, timeout: float) -> str | None:
-    """Kafka's authorization error for `topic`, if it gave one."""
+    """Kafka's authorization error for `topic`, if it gives one. DescribeTopics, not a metadata
+    request naming the topic: a broker with auto.create.topics.enable would create it."""
+    future = client.describe_topics(TopicCollection([topic]), request_timeout=timeout)[topic]
     try:
-        found = client.list_topics(topic=topic, timeout=timeout).topics.get(topic)
-    except KafkaException:
-        return None
-    if found is None or found.error is None:
-        return None
-    return (
-        found.error.str() if found.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED else None
-    )
+        future.result()
+    except KafkaException as e:
+        err = e.args[0]
+        if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            return str(err.str())
+    return None
 
 
 def create_topics(

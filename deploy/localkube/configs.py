@@ -101,11 +101,14 @@ def kubelet(layout: Layout, healthz_port: int, resolv_conf: Path) -> str:
             "nodefs.inodesFree": "1%",
             "imagefs.available": "1%",
         },
-        "imageGCHighThresholdPercent": 99,
-        "imageGCLowThresholdPercent": 98,
-        # Our images cannot be pulled again: besides pinning them (images.pin), never collect an
-        # image for being old and unused (a year is the longest duration that reads plainly).
-        "imageMinimumGCAge": "8760h",
+        # No image GC at all (100 turns it off): nothing can pull our images back (no
+        # registry), and the pause image counts as unused to kubelet unless containerd reports it
+        # pinned, which Debian's containerd 1.6.20 cannot (pinning came in 1.6.22/1.7). A CI run
+        # lost eddyline.local/pause:1 mid-suite, and every later pod failed with "failed to pull
+        # image" (most likely GC on a fuller disk: nothing else here removes images).
+        # images.pin labels them too, for newer containerds.
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
         "imageMaximumGCAge": "0s",
         "maxPods": 40,
         "serializeImagePulls": False,

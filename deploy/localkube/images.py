@@ -74,10 +74,9 @@ def ctr(layout: Layout, *args: str) -> list[str]:
     return ["ctr", "--address", str(layout.containerd_socket), "--namespace", "k8s.io", *args]
 
 
-# containerd's CRI reports an image with this label as pinned, and kubelet's image garbage
-# collector never removes a pinned image. Nothing can pull our images back (no registry): a CI run
-# lost the pause image mid-suite and every new pod then failed with "failed to pull image
-# eddyline.local/pause:1".
+# containerd's CRI (1.6.22 and 1.7 on) reports an image with this label as pinned, and kubelet's
+# image garbage collector never removes a pinned image. Nothing can pull our images back (no
+# registry). Debian's containerd 1.6.20 ignores the label: configs.kubelet turns image GC off.
 PINNED_LABEL = "io.cri-containerd.pinned=pinned"
 
 

@@ -4,6 +4,7 @@ kernel setting kubelet or kube-proxy changed put back."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -12,7 +13,7 @@ import pytest
 
 from deploy.localkube import host, images, node
 from deploy.localkube.__main__ import image_archive, image_ref
-from deploy.localkube.layout import PAUSE_IMAGE
+from deploy.localkube.layout import NODE_NAME, PAUSE_IMAGE
 from deploy.localkube.procs import run
 from tests.cluster.conftest import RealCluster
 
@@ -30,9 +31,16 @@ def test_a_second_up_while_it_runs_has_nothing_to_do(real_cluster: RealCluster) 
     assert all(p.alive() for p in after.procs)
 
 
-def test_the_images_no_registry_can_give_back_are_pinned(real_cluster: RealCluster) -> None:
-    """kubelet's image garbage collector skips pinned images: a CI run once lost the pause image
-    mid-suite, and every pod after that failed to start."""
+def test_no_image_the_node_cannot_pull_again_can_be_collected(real_cluster: RealCluster) -> None:
+    """A CI run once lost the pause image mid-suite, and every pod after that failed to start.
+    The running kubelet has image GC off (what Debian's containerd 1.6.20 needs), and our images
+    carry the pinned label (what newer containerds report to kubelet)."""
+    configz = real_cluster.kube.kubectl_run(
+        "get", "--raw", f"/api/v1/nodes/{NODE_NAME}/proxy/configz"
+    ).stdout
+    kubelet = json.loads(configz)["kubeletconfig"]
+    assert kubelet["imageGCHighThresholdPercent"] == 100, kubelet
+    assert kubelet.get("imageMaximumGCAge", "0s") in ("0s", 0), kubelet
     listing = run(images.ctr(real_cluster.layout, "images", "ls"))
     labels = {
         line.split()[0]: line.split()[-1] for line in listing.splitlines()[1:] if line.strip()

@@ -37,3 +37,17 @@ def test_consumer_lag_counts_what_the_group_has_not_committed(stack: RunningStac
     assert kafka_io.consumer_lag(stack.bootstrap_servers, group, [topics.orders]) == expected
     missing = f"{topics.orders}-missing"
     assert kafka_io.consumer_lag(stack.bootstrap_servers, group, [missing], timeout=5) is None
+
+
+def test_asking_about_a_missing_topic_does_not_create_it(stack: RunningStack) -> None:
+    """The stack's broker creates topics on demand (auto.create.topics.enable): the controller's
+    inputs check must not, or a job would start on a topic nobody made, with the broker's
+    default partition count."""
+    topics = Topics.fresh("missing")
+    kafka_io.create_topics(stack.bootstrap_servers, {topics.views: 2})
+    counts = kafka_io.partition_counts(stack.bootstrap_servers, [topics.views, topics.clicks])
+    assert counts == {topics.views: 2, topics.clicks: None}
+    again = kafka_io.partition_counts(stack.bootstrap_servers, [topics.clicks])
+    assert again == {topics.clicks: None}
+    listed = kafka_io.admin(stack.bootstrap_servers).list_topics(timeout=10).topics
+    assert topics.clicks not in listed

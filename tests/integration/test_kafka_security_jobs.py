@@ -101,6 +101,16 @@ def test_the_ledger_is_exactly_once_through_the_controller_on_a_sasl_ssl_broker(
     # The controller's own Kafka reads on this broker: the inputs check and the group's lag.
     spec = job.spec
     assert inputs.input_problems(spec, stack.bootstrap_servers) == inputs.Precheck()
+    kafka_io.create_topics(stack.bootstrap_servers, {topics.clicks: 1})
+    joined = spec.model_copy(
+        update={
+            "kafka": spec.kafka.model_copy(
+                update={"input_topics": [topics.orders, topics.clicks], "copartitioned": True}
+            )
+        }
+    )
+    problem = inputs.input_problems(joined, stack.bootstrap_servers).problem
+    assert "not co-partitioned" in str(problem)
     lag = kafka_io.consumer_lag(stack.bootstrap_servers, f"test-{topics.run}", [topics.orders])
     assert lag is not None
     assert lag >= 0
