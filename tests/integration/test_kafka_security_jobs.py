@@ -8,6 +8,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -68,6 +69,16 @@ def managed(secured_stack: RunningStack, tmp_path: Path) -> Iterator[Managed]:
         m.close()
 
 
+def _ledger(name: str, stack: RunningStack, topics: Topics) -> dict[str, Any]:
+    """A FlinkJob for the exactly-once ledger over the test's own topics."""
+    return flinkjob(
+        name,
+        "jobs.ledger",
+        [*topics.common_args(stack), "--orders-topic", topics.orders],
+        kafka={"inputTopics": [topics.orders], "outputTopics": [topics.output]},
+    )
+
+
 def _refused(job: FlinkJob) -> bool:
     return any(c.type == "KafkaAccess" and c.status == "False" for c in job.status.conditions)
 
@@ -86,13 +97,7 @@ def test_the_ledger_is_exactly_once_through_the_controller_on_a_sasl_ssl_broker(
     produce(stack, orders(ORDERS), {"orders": topics.orders})
     expected = oracles.ledger(read_inputs(stack, topics.orders))
     name = f"ledger-{topics.run}"
-    doc = flinkjob(
-        name,
-        "jobs.ledger",
-        [*topics.common_args(stack), "--orders-topic", topics.orders],
-        kafka={"inputTopics": [topics.orders], "outputTopics": [topics.output]},
-    )
-    submitted = managed.submit(doc)
+    submitted = managed.submit(_ledger(name, stack, topics))
     assert submitted.returncode == 0, submitted.stderr
     job = managed.wait_running(name, 1)
     records = read_output(stack, topics.output, sum(expected.output.values()), read_committed=True)
@@ -176,13 +181,7 @@ def test_a_wrong_password_is_named_on_the_flinkjob_and_nothing_starts(
     m.start_controller()
     try:
         name = f"wrong-{topics.run}"
-        doc = flinkjob(
-            name,
-            "jobs.ledger",
-            [*topics.common_args(stack), "--orders-topic", topics.orders],
-            kafka={"inputTopics": [topics.orders], "outputTopics": [topics.output]},
-        )
-        submitted = m.submit(doc)
+        submitted = m.submit(_ledger(name, stack, topics))
         assert submitted.returncode == 0, submitted.stderr
         job = m.wait(name, _refused, "name Kafka's refusal", timeout=120)
         [access] = [c for c in job.status.conditions if c.type == "KafkaAccess"]
