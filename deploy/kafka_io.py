@@ -294,7 +294,7 @@ def consumer_lag(
                 return None
             parts += [TopicPartition(topic, p) for p in found.partitions]
         lag = 0
-        for tp in _committed(consumer, parts, timeout):
+        for tp in committed_offsets(consumer, parts, timeout):
             low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
             lag += high - (tp.offset if tp.offset >= 0 else low)
         return max(lag, 0)
@@ -302,7 +302,7 @@ def consumer_lag(
         consumer.close()
 
 
-def _committed(
+def committed_offsets(
     consumer: Consumer, parts: list[TopicPartition], timeout: float
 ) -> list[TopicPartition]:
     """The group's committed offsets, asked again while its coordinator is still being found or

@@ -12,7 +12,15 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import yaml
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from deploy.errors import SpecError
 from deploy.spec_fields import (
@@ -29,6 +37,7 @@ __all__ = [
     "API_VERSION",
     "KIND",
     "MAX_DURATION_MS",
+    "ArtifactSpec",
     "AutoscalerSpec",
     "CheckpointMode",
     "CheckpointingSpec",
@@ -38,6 +47,7 @@ __all__ = [
     "Event",
     "FlinkJob",
     "FlinkJobSpec",
+    "HealthSpec",
     "JobEntry",
     "JobSpec",
     "JobState",
@@ -65,6 +75,7 @@ API_VERSION: Literal["eddyline.dev/v1alpha1"] = "eddyline.dev/v1alpha1"
 KIND: Literal["FlinkJob"] = "FlinkJob"
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_JOB_ENTRY: TypeAdapter[str] = TypeAdapter(JobEntry)
 
 
 class JobState(StrEnum):
@@ -99,9 +110,44 @@ class Lifecycle(StrEnum):
     DELETING = "DELETING"
 
 
+_OWN_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+class ArtifactSpec(Model):
+    """The user's code and its dependencies as shipped: one zip, set by `eddyline submit`."""
+
+    uri: str = Field(
+        pattern=r"^file:///",
+        description="where the JobManager reads it: file:///… (this machine's artifact store, or "
+        "the JobManager's upload folder with store jobmanager)",
+    )
+    store: Literal["local", "jobmanager"] = Field(
+        "local", description="local: the stack's artifact folder; jobmanager: Flink's jar upload"
+    )
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="the zip's checksum: a change is an upgrade"
+    )
+    size: int = Field(ge=0, description="bytes")
+    native: bool = Field(False, description="it holds compiled extensions (.so)")
+
+
 class JobSpec(Model):
-    entry: JobEntry = Field(
-        description="a module under jobs/ (jobs.ledger) or a .py file inside an allowed folder"
+    # Before `entry`: whether the entry may name the user's own module depends on it.
+    code: str | None = Field(
+        None,
+        pattern=r"\S",  # not blank (a pattern: the fuzzers and the CRD read it)
+        description="the user's own code: a .py file, a module or package folder or a .whl, "
+        "relative to the spec file; `eddyline submit` ships it (see artifact)",
+    )
+    requirements: str | None = Field(
+        None,
+        pattern=r"\S",  # not blank (a pattern: the fuzzers and the CRD read it)
+        description="a pip requirements file (relative to the spec file) resolved by "
+        "`eddyline submit` into the shipped artifact",
+    )
+    entry: str = Field(
+        description="a module under jobs/ (jobs.ledger) or a .py file inside an allowed folder; "
+        "with code: a module inside that code"
     )
     args: list[str] = Field(default_factory=list, description="the job's own flags")
     parallelism: int = Field(1, ge=1, le=1024)
@@ -117,6 +163,24 @@ class JobSpec(Model):
         "gRPC) or thread (inside the TaskManager's JVM: no serialisation, one GIL per "
         "TaskManager); default: the job's own choice (the reference jobs' is in the README)",
     )
+    artifact: ArtifactSpec | None = Field(
+        None, description="set by `eddyline submit` from code and requirements; not by hand"
+    )
+
+    @field_validator("entry")
+    @classmethod
+    def _entry(cls, entry: str, info: ValidationInfo) -> str:
+        if info.data.get("code") is None:
+            try:
+                return _JOB_ENTRY.validate_python(entry)
+            except ValidationError as e:  # re-raised as the field's own error, at its path
+                raise ValueError(e.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        if not _OWN_MODULE.match(entry):
+            raise ValueError(
+                f"{entry!r}: with job.code, the entry is a module inside that code "
+                "(e.g. mypackage.job)"
+            )
+        return entry
 
 
 class CheckpointingSpec(Model):
@@ -162,6 +226,36 @@ class AutoscalerSpec(Model):
         return self
 
 
+class HealthSpec(Model):
+    """Data-level health: when the controller calls a running job unhealthy (a condition, an
+    Event, and the metrics the chart's alert rules compare with these thresholds). Changing
+    them restarts nothing."""
+
+    enabled: bool = True
+    lag_window: Duration = Field(
+        "5m", description="LagHealthy turns False when the consumer lag has grown this long"
+    )
+    watermark_stall: Duration = Field(
+        "2m",
+        description="WatermarkAdvancing turns False when the watermark has not moved this long "
+        "while records kept arriving on the input topics",
+    )
+    dead_letter_ratio: float = Field(
+        0.05,
+        ge=0,
+        description="DeadLettersLow turns False when more dead letters than this fraction of the "
+        "records the job consumed were written over deadLetterWindow",
+    )
+    dead_letter_window: Duration = "5m"
+    checkpoint_failures: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="CheckpointsHealthy turns False after this many failed in a row (at most "
+        "10: Flink's checkpoint history, which counts them, keeps 10)",
+    )
+
+
 class KafkaSpec(Model):
     bootstrap_servers: str | None = Field(
         None, description="default: the controller's (the local stack's) Kafka"
@@ -181,6 +275,7 @@ class FlinkJobSpec(Model):
     savepoints: SavepointsSpec = Field(default_factory=SavepointsSpec)
     restart_policy: RestartPolicy = Field(default_factory=RestartPolicy)
     autoscaler: AutoscalerSpec = Field(default_factory=AutoscalerSpec)
+    health: HealthSpec = Field(default_factory=HealthSpec)
     kafka: KafkaSpec = Field(default_factory=KafkaSpec)
     savepoint_trigger_nonce: int | None = Field(None, description="change it to take a savepoint")
     restart_nonce: int | None = Field(None, description="change it to restart the job")
@@ -205,10 +300,17 @@ class FlinkJobSpec(Model):
         desired state are requests, and the autoscaler and savepoint policies are the
         controller's own settings, so they are left out (changing them restarts nothing)."""
         data = self.model_dump(mode="json", by_alias=True)
-        for key in ("savepointTriggerNonce", "restartNonce", "autoscaler", "savepoints"):
+        for key in ("savepointTriggerNonce", "restartNonce", "autoscaler", "savepoints", "health"):
             data.pop(key, None)
         data["job"].pop("state", None)
         data["job"].pop("initialSavepointPath", None)
+        # What was shipped is known by its checksum: the paths on the submitting machine and
+        # where the cluster reads the artifact from may change without the job changing.
+        for key in ("code", "requirements"):
+            data["job"].pop(key, None)
+        artifact = data["job"].pop("artifact", None)
+        if artifact is not None:
+            data["job"]["artifactSha256"] = artifact.get("sha256")
         # Left out while unset, so jobs deployed before the field existed are not seen as changed
         # (and upgraded) by a newer controller.
         if data["job"].get("pythonExecutionMode") is None:
@@ -307,6 +409,12 @@ class JobStatus(Model):
     last_savepoint_nonce: int | None = None
     last_restart_nonce: int | None = None
     autoscaler: dict[str, Any] = Field(default_factory=dict)
+    artifact_sha256: str | None = Field(
+        None, description="the artifact the running job was shipped with (spec.job.artifact)"
+    )
+    health: dict[str, Any] = Field(
+        default_factory=dict, description="the data-health measures last assessed (lag, …)"
+    )
 
 
 class FlinkJob(Model):

@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# Puts a Prometheus server into .cache/prometheus for the monitoring tests (they point it at a
-# test stack's metrics endpoints and run every Grafana panel's query). It is the binary of
-# Debian's `prometheus` package, unpacked rather than installed: no service starts, no user is
-# created. Idempotent: does nothing when the binary is already there and runs.
+# Puts a Prometheus server and its promtool into .cache/prometheus for the monitoring tests (they
+# point the server at a test stack's metrics endpoints, run every Grafana panel's query, and load
+# the alert rules; promtool checks and unit-tests those rules). Both are binaries of Debian's
+# `prometheus` package, unpacked rather than installed: no service starts, no user is created.
+# Idempotent: does nothing when both binaries are already there and run.
 set -euo pipefail
 
 dest=${EDDYLINE_PROMETHEUS_DIR:-.cache/prometheus}
 bin="$dest/bin/prometheus"
+tool="$dest/bin/promtool"
 
-"$bin" --version >/dev/null 2>&1 && exit 0
+"$bin" --version >/dev/null 2>&1 && "$tool" --version >/dev/null 2>&1 && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "error: Prometheus not found at $bin and no apt-get to fetch Debian's package:" \
-    "put a prometheus binary (2.x) there and re-run" >&2
+  echo "error: Prometheus or promtool not found in $dest/bin and no apt-get to fetch Debian's" \
+    "package: put prometheus and promtool binaries (2.x) there and re-run" >&2
   exit 1
 fi
-echo "==> Prometheus from Debian's package into $dest (~19 MB, for the monitoring tests)"
+echo "==> Prometheus and promtool from Debian's package into $dest (~19 MB, for the monitoring tests)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 sandbox=()
@@ -26,6 +28,9 @@ fi
 (cd "$work" && apt-get "${sandbox[@]}" download -qq prometheus)
 dpkg-deb -x "$work"/prometheus_*.deb "$work/unpacked"
 mkdir -p "$dest/bin"
-cp "$work/unpacked/usr/bin/prometheus" "$bin.tmp"
-mv "$bin.tmp" "$bin"
+for name in prometheus promtool; do
+  cp "$work/unpacked/usr/bin/$name" "$dest/bin/$name.tmp"
+  mv "$dest/bin/$name.tmp" "$dest/bin/$name"
+done
 "$bin" --version | head -n1
+"$tool" --version | head -n1

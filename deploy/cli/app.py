@@ -7,13 +7,14 @@ lifecycle.py   savepoint, suspend, resume, scale
 jobs.py        delete
 controller.py  controller               the controller in this process
 monitor.py     dashboard, top           watching the jobs
+diff.py        diff                     what a spec change would do, and to the job's state
 """
 
 from __future__ import annotations
 
 import typer
 
-from deploy.cli import controller, generate, jobs, lifecycle, monitor, stack
+from deploy.cli import controller, diff, generate, jobs, lifecycle, monitor, stack
 
 app = typer.Typer(
     help="Eddyline: run PyFlink jobs on a real Kafka + Flink stack, locally or on Kubernetes.",
@@ -29,6 +30,7 @@ for command, command_name in (
     (jobs.submit, "submit"),
     (jobs.list_jobs, "list"),
     (jobs.describe, "describe"),
+    (diff.diff, "diff"),
     (lifecycle.savepoint, "savepoint"),
     (lifecycle.suspend, "suspend"),
     (lifecycle.resume, "resume"),

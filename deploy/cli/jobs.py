@@ -17,7 +17,7 @@ import yaml
 from rich.markup import escape
 
 from deploy import kafka_io
-from deploy.cli import tables, waiting
+from deploy.cli import diff, shipping, tables, waiting
 from deploy.cli.common import EXIT_INVALID, Output, OutputOpt, console, err, fail
 from deploy.cli.options import (
     JOB_DIRS_ENV,
@@ -68,6 +68,14 @@ def submit(
     job = _checked(_read(spec_file, source), source, target)
     store = target.store
     before = store.get(job.name)
+    job = shipping.shipped(job, spec_file, source, target, before, quiet=output == Output.json)
+    try:
+        # Before the FlinkJob is stored (its artifact already is, content-addressed): a change
+        # that would lose running state is refused, every operator named, unless the spec says
+        # to drop it (allowNonRestoredState).
+        diff.refuse_dropped_state(target, job)
+    except SpecError as e:
+        raise fail(str(e).replace("spec is not", f"{source} is not"), EXIT_INVALID) from None
     try:
         applied = store.apply(job)
     except EddylineError as e:
@@ -103,7 +111,11 @@ def _checked(text: str, source: str, target: JobTarget) -> FlinkJob:
     local = target.cluster is None
     try:
         job = load_yaml(text, source)
-        if local:  # on Kubernetes the controller checks it where the jobs run
+        if job.spec.job.code is None and job.spec.job.requirements is not None:
+            raise SpecError("spec", ["spec.job.requirements: needs job.code (the job's own code)"])
+        # On Kubernetes the controller checks it where the jobs run; the user's own code is
+        # checked when it is packed.
+        if local and job.spec.job.code is None:
             entries.resolve(job.spec.job.entry, allowed_dirs())
         _check_partitions(job, target, local)
     except SpecError as e:

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from deploy.cli.common import console, table
+from deploy.flink.artifacts import human_size
 from deploy.spec import FlinkJob, JobStatus, Lifecycle
 
 NARROW_ERROR = 60  # characters of the error in the plain table; -o wide shows it whole
@@ -155,6 +156,19 @@ def _summary(job: FlinkJob, flink: str) -> list[tuple[str, str]]:
         ("Last checkpoint", st.last_checkpoint_path or "-"),
         ("Upgrade savepoint", st.upgrade_savepoint_path or "-"),
     ]
+    artifact = spec.job.artifact
+    if artifact is not None:
+        running = st.artifact_sha256
+        note = "" if running in (None, artifact.sha256) else f", running sha256:{running[:12]}"
+        rows.append(
+            (
+                "Artifact",
+                escape(
+                    f"{artifact.uri.rsplit('/', 1)[-1]} sha256:{artifact.sha256[:12]} "
+                    f"{human_size(artifact.size)} ({artifact.store}{note})"
+                ),
+            )
+        )
     if st.operation is not None:
         op = st.operation
         rows.append(("In progress", f"{op.kind} ({op.step}) since {age(op.started_at)} ago"))

@@ -11,6 +11,7 @@ from contextlib import suppress
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from deploy.controller.healthmetrics import HealthMetrics
 from deploy.spec import FlinkJob, Lifecycle
 
 
@@ -93,8 +94,11 @@ class ControllerMetrics:
             registry=r,
         )
 
+        self.health = HealthMetrics(r)
+
     def observe_job(self, job: FlinkJob) -> None:
         st = job.status
+        self.health.observe(job)
         last = st.autoscaler.get("last")
         if last:
             inputs = last.get("inputs", {})
@@ -127,6 +131,7 @@ class ControllerMetrics:
         for state in Lifecycle:
             with suppress(KeyError):
                 self.lifecycle.remove(name, state.value)
+        self.health.forget(name)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         start_http_server(port, addr=host, registry=self.registry)

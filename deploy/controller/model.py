@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from deploy.controller.autoscale import Sample
+from deploy.controller.signals import Signals
 from deploy.flink.states import TERMINAL_STATES
 from deploy.spec import FlinkJobSpec
 
@@ -69,6 +70,8 @@ class Observation:
     # status.jobId's job is gone from Flink (a JobManager restart): the newest checkpoint it
     # left on disk, (path, epoch ms), which may be newer than the last one the controller saw.
     retained_checkpoint: tuple[str, int] | None = None
+    # The job's data-level signals, oldest first (when spec.health is enabled and it runs).
+    signals: tuple[Signals, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from deploy import paths
 from deploy.errors import SpecError
+from deploy.spec import JobSpec
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,23 @@ class Entry:
 
     flag: str
     target: str
+
+
+def for_job(job: JobSpec, allowed: Sequence[Path] | None = None) -> Entry:
+    """How PythonDriver starts `job`: its own module when it ships its code (packing checked
+    the module is in it), else an entry confined to jobs/ and the allowed folders."""
+    if job.code is not None:
+        if job.artifact is None:
+            raise SpecError(
+                "spec",
+                [
+                    "spec.job.artifact: job.code is set but nothing was shipped: submit the "
+                    "spec with `eddyline submit` (it packs the code and its requirements and "
+                    "ships them; a spec applied directly, e.g. with kubectl, cannot)"
+                ],
+            )
+        return Entry("-pym", job.entry)
+    return resolve(job.entry, allowed)
 
 
 def default_allowed() -> list[Path]:

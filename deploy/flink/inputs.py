@@ -21,15 +21,22 @@ from deploy.spec import FlinkJob, FlinkJobSpec, milliseconds
 KAFKA_TIMEOUT_S = 5.0
 
 
+def flag_value(args: Sequence[str], flag: str) -> str | None:
+    """The value a job's flags give `flag` (`--flag value` or `--flag=value`), if any."""
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(f"{flag}="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def group_id(job: FlinkJob) -> str:
     """The job's Kafka consumer group: its --group-id flag, else the jobs' default (the name of
     the job's module, see jobs/flags.py)."""
-    args = job.spec.job.args
-    for i, arg in enumerate(args):
-        if arg == "--group-id" and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith("--group-id="):
-            return arg.split("=", 1)[1]
+    given = flag_value(job.spec.job.args, "--group-id")
+    if given is not None:
+        return given
     entry = job.spec.job.entry
     if entry.endswith(".py"):
         return Path(entry).stem

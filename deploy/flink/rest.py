@@ -84,6 +84,15 @@ class FlinkClient:
             )
         return str(body["filename"]).rsplit("/", 1)[-1]
 
+    def upload_artifact(self, archive: Path, name: str) -> str:
+        """Upload a zip under `name` (Flink takes only names ending in .jar) for a job to ship
+        with python.files; returns the path where the JobManager stored it."""
+        with archive.open("rb") as f:
+            body = self._call(
+                "POST", "/jars/upload", files={"jarfile": (name, f, "application/x-java-archive")}
+            )
+        return str(body["filename"])
+
     def ensure_jar(self, jar: Path) -> str:
         """The id of an uploaded copy of `jar`, uploading it only if none is there yet."""
         for entry in self.jars():
@@ -117,6 +126,28 @@ class FlinkClient:
         # and planning the job), which takes far longer than other calls on a busy machine.
         run = self._call("POST", f"/jars/{jar_id}/run", json=body, timeout=RUN_TIMEOUT_S)
         return str(run["jobid"])
+
+    def plan_jar(
+        self,
+        jar_id: str,
+        entry_class: str,
+        args: list[str],
+        *,
+        parallelism: int | None = None,
+        configuration: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The job graph `run_jar` with these arguments would submit, without running it: Flink
+        runs the program's main in plan mode (for Python, the driver and the job's own main)
+        and answers `{"plan": {"nodes": [{"id", "parallelism", "description", …}]}}`."""
+        body: dict[str, Any] = {"entryClass": entry_class, "programArgsList": args}
+        if parallelism is not None:
+            body["parallelism"] = parallelism
+        if configuration:
+            body["flinkConfiguration"] = configuration
+        result: dict[str, Any] = self._call(
+            "POST", f"/jars/{jar_id}/plan", json=body, timeout=RUN_TIMEOUT_S
+        )
+        return result
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -190,6 +221,13 @@ class FlinkClient:
 
     def checkpoints(self, job_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/jobs/{job_id}/checkpoints")
+        return result
+
+    def checkpoint_details(self, job_id: str, checkpoint_id: int) -> dict[str, Any]:
+        """One checkpoint's figures, per vertex under "tasks" (state_size, …)."""
+        result: dict[str, Any] = self._call(
+            "GET", f"/jobs/{job_id}/checkpoints/details/{checkpoint_id}"
+        )
         return result
 
     # -- in-place rescaling (adaptive scheduler only) ----------------------------------------

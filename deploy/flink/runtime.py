@@ -26,8 +26,10 @@ from deploy.controller.model import (
     Submit,
     TriggerSavepoint,
 )
+from deploy.controller.signals import Signals
 from deploy.errors import FlinkConflictError, FlinkError, FlinkNotFoundError, SpecError
-from deploy.flink import entries, inputs, jobmetrics, submission
+from deploy.flink import entries, inputs, jobmetrics, shipped, submission
+from deploy.flink.datasignals import SignalWindows
 from deploy.flink.inputs import copartition_problem, group_id
 from deploy.flink.observations import (
     job_observation,
@@ -71,6 +73,7 @@ class FlinkRuntime:
         # The autoscaler's metrics window per FlinkJob: (Flink job id, samples oldest first).
         self._samples: dict[str, tuple[str, list[Sample]]] = {}
         self._partitions: dict[str, tuple[int, int | None]] = {}
+        self._signals = SignalWindows()  # each job's data-health window (deploy/flink/datasignals)
         self._cluster: dict[str, str] | None = None
 
     def cluster_config(self) -> dict[str, str]:
@@ -129,6 +132,11 @@ class FlinkRuntime:
             and observed.all_running
         ):
             samples, partitions, slots = self._autoscaler_inputs(job, observed, now)
+        signals: tuple[Signals, ...] = ()
+        if job.spec.health.enabled and st.operation is None and observed and observed.alive:
+            signals = self._signals.window(
+                self.client, job, observed.job_id, self._servers(job.spec), now
+            )
         return replace(
             seen,
             precheck_error=check.problem,
@@ -138,6 +146,7 @@ class FlinkRuntime:
             partitions=partitions,
             slots_for_job=slots,
             retained_checkpoint=retained,
+            signals=signals,
         )
 
     def _observe_flink(self, job: FlinkJob, now: int) -> Observation:
@@ -211,9 +220,12 @@ class FlinkRuntime:
     def precheck(self, spec: FlinkJobSpec) -> inputs.Precheck:
         """A reason the spec cannot run here, or a Kafka problem the start waits out."""
         try:
-            entries.resolve(spec.job.entry, self.allowed_dirs)
+            entries.for_job(spec.job, self.allowed_dirs)
         except SpecError as e:
             return inputs.Precheck(problem="; ".join(e.problems))
+        artifact = shipped.check(self.client, spec.job.artifact, spec.job.entry)
+        if artifact.problem or artifact.waiting:
+            return inputs.Precheck(problem=artifact.problem, transient=artifact.waiting)
         return inputs.input_problems(spec, self._servers(spec))
 
     # -- act --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from deploy.controller.model import Submit
 from deploy.errors import FlinkError, FlinkUnavailableError
-from deploy.flink import entries, pyjobs
+from deploy.flink import entries, pyjobs, shipped
 from deploy.flink.rest import FlinkClient
 from deploy.spec import FlinkJobSpec, milliseconds
 
@@ -45,6 +45,18 @@ def job_configuration(spec: FlinkJobSpec, name: str | None = None) -> dict[str, 
     return conf
 
 
+def program_configuration(spec: FlinkJobSpec, name: str | None = None) -> dict[str, str]:
+    """job_configuration plus what the program needs to start: the shipped artifact on the
+    Python path. What a submission sends, and what `eddyline diff` plans with."""
+    configuration = job_configuration(spec, name)
+    if spec.job.artifact is not None:
+        # The driver (on the JobManager) and the Python workers both put it on PYTHONPATH.
+        shipped_files = shipped.python_files(spec.job.artifact)
+        own = configuration.get("python.files")
+        configuration["python.files"] = f"{shipped_files},{own}" if own else shipped_files
+    return configuration
+
+
 def job_args(spec: FlinkJobSpec, default_bootstrap: str) -> list[str]:
     """The job's flags: the spec's args, plus the Kafka to use when they do not name one."""
     args = list(spec.job.args)
@@ -63,7 +75,8 @@ def submit(
     """Start the job `action` asks for, under the id it chose. SpecError (before anything is
     sent) when its entry is not allowed here."""
     spec = action.spec
-    entry = entries.resolve(spec.job.entry, allowed_dirs)
+    entry = entries.for_job(spec.job, allowed_dirs)
+    configuration = program_configuration(spec, name)
     with _SUBMIT_LOCK:
         got = pyjobs.submit(
             client,
@@ -73,7 +86,7 @@ def submit(
             savepoint_path=action.savepoint_path,
             allow_non_restored_state=spec.job.allow_non_restored_state,
             job_id=action.job_id,
-            configuration=job_configuration(spec, name),
+            configuration=configuration,
             entry_flag=entry.flag,
         )
         if got != action.job_id:

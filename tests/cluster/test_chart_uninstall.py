@@ -1,4 +1,5 @@
-"""Last of the release's tests (after test_chart_on_node.py and test_chart_state.py):
+"""Last of the release's tests (after test_chart_on_node.py, test_chart_own_job.py,
+test_chart_secrets.py and test_chart_state.py; pytest runs the modules in name order):
 `helm uninstall` removes everything the chart made. What it leaves on purpose is checked too:
 Flink's HA ConfigMaps (a reinstall under the same name resumes their jobs) and the state in the
 bucket (savepoints outlive the release)."""

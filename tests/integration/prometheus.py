@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,19 +47,34 @@ class Prometheus:
         result: list[dict[str, Any]] = answer["data"]["result"]
         return result
 
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts of the loaded rules (pending or firing), as /api/v1/alerts lists them."""
+        answer = httpx.get(f"{self.url}/api/v1/alerts", timeout=10).json()
+        assert answer.get("status") == "success", answer.get("error")
+        alerts: list[dict[str, Any]] = answer["data"]["alerts"]
+        return alerts
+
     def targets_up(self) -> dict[str, bool]:
         answer = httpx.get(f"{self.url}/api/v1/targets", timeout=10).json()
         return {t["scrapeUrl"]: t["health"] == "up" for t in answer["data"]["activeTargets"]}
 
 
 @contextmanager
-def running(targets: Mapping[str, list[str]], folder: Path) -> Iterator[Prometheus]:
+def running(
+    targets: Mapping[str, list[str]], folder: Path, rule_files: Sequence[Path] = ()
+) -> Iterator[Prometheus]:
     """Prometheus scraping `targets` (scrape job → host:port list) every second until the
-    context ends, with nothing but the defaults in each scrape configuration."""
+    context ends, with nothing but the defaults in each scrape configuration; with
+    `rule_files`, it loads them and evaluates their rules every second too."""
     exe = binary()
     assert exe.is_file(), f"no Prometheus at {exe}: run `make test` or scripts/ensure-prometheus.sh"
     config = {
-        "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "scrape_timeout": "1s"},
+        "global": {
+            "scrape_interval": f"{SCRAPE_INTERVAL_S}s",
+            "scrape_timeout": "1s",
+            "evaluation_interval": f"{SCRAPE_INTERVAL_S}s",
+        },
+        "rule_files": [str(path) for path in rule_files],
         "scrape_configs": [
             {"job_name": job, "static_configs": [{"targets": hosts}]}
             for job, hosts in targets.items()

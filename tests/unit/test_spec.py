@@ -558,8 +558,12 @@ def test_json_schema_has_the_camel_case_properties() -> None:
         "kafka",
         "savepointTriggerNonce",
         "restartNonce",
+        "health",
     }
     assert set(defs["JobSpec"]["properties"]) == {
+        "code",
+        "requirements",
+        "artifact",
         "entry",
         "args",
         "parallelism",

@@ -204,8 +204,11 @@ def _violations(path: tuple[str, ...], node: dict[str, Any]) -> list[tuple[str, 
             out.append(("above the maximum", node["maximum"] + 1))
         if "exclusiveMaximum" in node:
             out.append(("at the exclusive maximum", node["exclusiveMaximum"]))
-    if kind == "string" and "pattern" in node:
+    if kind == "string" and node.get("pattern") == DURATION_PATTERN:
         out += [("not a duration", v) for v in ("5 seconds", "-1s", "1.5s", "s", "")]
+    elif kind == "string" and "pattern" in node:
+        misses = ("", "   ", "5 seconds", "relative/path", "ABC")
+        out += [("not its pattern", v) for v in misses if not re.search(node["pattern"], v)]
     if kind == "string" and "maxLength" in node:
         out.append(("too long", "a" * (node["maxLength"] + 1)))
     if kind == "object" and node.get("additionalProperties") is False:

@@ -32,3 +32,12 @@ def set_condition(
             type=type_, status=value, reason=reason, message=message, last_transition_time=now
         )
     )
+
+
+def find_condition(status: JobStatus, type_: str) -> Condition | None:
+    return next((c for c in status.conditions if c.type == type_), None)
+
+
+def drop_condition(status: JobStatus, type_: str) -> None:
+    """Remove a condition that no longer applies (its check was turned off)."""
+    status.conditions[:] = [c for c in status.conditions if c.type != type_]

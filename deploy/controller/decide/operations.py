@@ -43,6 +43,9 @@ def continue_submit(d: Decision, op: Operation) -> Plan:
         st.last_reconciled_spec = submitted
         st.observed_generation = op.generation or d.job.metadata.generation
         st.last_restart_nonce = submitted.restart_nonce
+        # What the running job was shipped with (None: the cluster's own code only).
+        artifact = submitted.job.artifact
+        st.artifact_sha256 = artifact.sha256 if artifact is not None else None
         st.lifecycle = Lifecycle.RUNNING if new.all_running else Lifecycle.DEPLOYING
         observe_job(d, new)
         d.note("Deployed", f"job {new.job_id} is {new.state}")

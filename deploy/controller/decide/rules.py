@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from deploy.controller.decide.decision import Decision, Plan
 from deploy.controller.decide.deletion import delete
+from deploy.controller.decide.health import track_health
 from deploy.controller.decide.live import live_job
 from deploy.controller.decide.operations import continue_operation
 from deploy.controller.decide.start import no_live_job
@@ -27,4 +28,5 @@ def decide(job: FlinkJob, obs: Observation) -> Plan:
     seen = obs.job
     if d.st.job_id is None or seen is None or seen.terminal:
         return no_live_job(d, seen)
+    track_health(d)  # data-level health: lag, watermark, dead letters, checkpoints
     return live_job(d, seen)
