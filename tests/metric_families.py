@@ -56,11 +56,28 @@ CONTROLLER = (
     "eddyline_autoscaler_utilisation",
     "eddyline_autoscaler_lag_records",
 )
+# The controller's data-level health of each running job (deploy/controller/healthmetrics.py):
+# its measures, its spec.health thresholds and its health conditions.
+HEALTH = (
+    "eddyline_job_health_condition",
+    "eddyline_job_health_lag_window_seconds",
+    "eddyline_job_health_watermark_stall_seconds",
+    "eddyline_job_health_dead_letter_ratio",
+    "eddyline_job_health_checkpoint_failures",
+    "eddyline_job_consumer_lag_records",
+    "eddyline_job_lag_growing_seconds",
+    "eddyline_job_watermark_stalled_seconds",
+    "eddyline_job_dead_letter_ratio",
+)
 # Declared from the start, with samples only once something happened.
 ONLY_AFTER_AN_EVENT = frozenset({"eddyline_controller_errors_total"})
 
 DOCUMENTED = frozenset(
-    JOBMANAGER + TASKMANAGER + CONTROLLER + tuple(m for ms in JOB_COUNTERS.values() for m in ms)
+    JOBMANAGER
+    + TASKMANAGER
+    + CONTROLLER
+    + HEALTH
+    + tuple(m for ms in JOB_COUNTERS.values() for m in ms)
 )
 
 _FUNCTIONS_AND_KEYWORDS = frozenset(

@@ -125,6 +125,17 @@ def test_the_endpoints_expose_every_documented_family_for_the_running_jobs(
     assert jobs["attribution"].name in ctl.jobs("eddyline_autoscaler_target_parallelism")
     assert jobs["ledger"].name in ctl.jobs("eddyline_last_savepoint_age_seconds")
     assert jobs["ledger"].name in ctl.jobs("eddyline_savepoint_duration_seconds_bucket")
+    for name in families.HEALTH:
+        assert name in ctl.declared, f"{name} not declared by the controller"
+        assert ctl.samples.get(name), f"{name} has no samples"
+    # Every running job with health on (the default) has its thresholds, its lag growth and
+    # its conditions; a watermark or a dead-letter ratio only where the job has one.
+    for name in (
+        "eddyline_job_health_lag_window_seconds",
+        "eddyline_job_lag_growing_seconds",
+        "eddyline_job_health_condition",
+    ):
+        assert {j.name for j in jobs.values()} <= ctl.jobs(name), name
 
 
 def _panel_queries() -> list[tuple[str, str]]:

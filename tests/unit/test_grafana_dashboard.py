@@ -111,6 +111,7 @@ def test_every_query_reads_only_documented_metrics(dashboard: dict[str, Any]) ->
         ("autoscaler decisions", "eddyline_autoscaler_target_parallelism"),
         ("autoscaler decisions", "eddyline_autoscaler_rescales"),
         ("savepoint age", "eddyline_last_savepoint_age_seconds"),
+        ("data-level health", "eddyline_job_health_condition"),
     ],
 )
 def test_each_asked_for_view_has_a_panel(
@@ -135,6 +136,27 @@ def test_dead_letter_and_late_rates_read_their_sink_writers(
 def test_the_output_rate_leaves_out_dead_letters_and_late_events(dashboard: dict[str, Any]) -> None:
     (expr,) = [e for t, e in queries(dashboard) if t == "Records out / s"]
     assert 'operator_name!~"(dead_letter|late_events)_[0-9]+_:_Writer"' in expr
+
+
+@pytest.mark.parametrize(
+    ("title", "measure", "threshold"),
+    [
+        ("Lag growing vs lagWindow", "lag_growing_seconds", "health_lag_window_seconds"),
+        (
+            "Watermark stalled vs watermarkStall",
+            "watermark_stalled_seconds",
+            "health_watermark_stall_seconds",
+        ),
+        ("Dead-letter ratio vs deadLetterRatio", "dead_letter_ratio", "health_dead_letter_ratio"),
+    ],
+)
+def test_each_health_measure_is_drawn_against_the_jobs_own_threshold(
+    dashboard: dict[str, Any], title: str, measure: str, threshold: str
+) -> None:
+    """The alert rules compare the same two series, so where the lines cross is where the
+    condition turns False and the alert fires."""
+    drawn = [promql_metrics(e) for t, e in queries(dashboard) if t == title]
+    assert drawn == [{f"eddyline_job_{measure}"}, {f"eddyline_job_{threshold}"}], title
 
 
 def test_the_chart_ships_it_in_a_configmap_for_grafanas_sidecar() -> None:
