@@ -148,6 +148,7 @@ class Managed:
                 raise AssertionError(
                     f"{name} did not {what} in {timeout:.0f} s; it is {job.status.lifecycle}; "
                     f"error {job.status.error!r}; events {[e.message for e in job.status.events]}"
+                    f"; autoscaler's last word {job.status.autoscaler.get('last')!r}"
                     f"\ncontroller log:\n{self.controller.tail() if self.controller else ''}"
                 )
             time.sleep(0.5)

@@ -13,7 +13,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import cycle
 from pathlib import Path
@@ -69,8 +69,11 @@ class Feeder(threading.Thread):
         self.join(timeout=90)
 
 
-def _spec(job: str, run: str, topics: dict[str, str], autoscaler: bool) -> dict[str, Any]:
-    """jobs/specs/<job>.yaml moved onto this run's topics and consumer group."""
+def _spec(
+    job: str, run: str, topics: dict[str, str], autoscaler: bool, health: Mapping[str, Any]
+) -> dict[str, Any]:
+    """jobs/specs/<job>.yaml moved onto this run's topics and consumer group, with `health`
+    (spec.health fields) over the spec's own."""
     doc: dict[str, Any] = yaml.safe_load((SPECS / f"{job}.yaml").read_text())
     spec = doc["spec"]
     args: list[str] = spec["job"]["args"]
@@ -84,6 +87,8 @@ def _spec(job: str, run: str, topics: dict[str, str], autoscaler: bool) -> dict[
     kafka["outputTopics"] = [topics.get(t, t) for t in kafka.get("outputTopics", [])]
     if autoscaler:  # evaluates (and reports) every few seconds, but may not rescale
         spec["autoscaler"] = {"enabled": True, "minParallelism": 1, "maxParallelism": 1}
+    if health:
+        spec["health"] = {**spec.get("health", {}), **health}
     return doc
 
 
@@ -98,9 +103,10 @@ def reference_jobs(
     folder: Path,
     rate: float = FEED_RATE,
     autoscaler: Sequence[str] = (),
+    health: Mapping[str, Any] | None = None,
 ) -> Iterator[dict[str, FlinkJob]]:
     """The reference `jobs` running under the stack's controller, fed at `rate` events per
-    second per input; yields them by name."""
+    second per input, each with `health` over its spec.health; yields them by name."""
     run = uuid.uuid4().hex[:8]
     names = ("views", "clicks", "orders", "attributed-clicks", "sessions", "stock-levels",
              "late-events", "dead-letter")  # fmt: skip
@@ -122,7 +128,9 @@ def reference_jobs(
         for job in jobs:
             assert store.get(job) is None, f"a FlinkJob {job} is already on the stack"
             spec = folder / f"{job}.yaml"
-            spec.write_text(yaml.safe_dump(_spec(job, run, topics, job in autoscaler)))
+            spec.write_text(
+                yaml.safe_dump(_spec(job, run, topics, job in autoscaler, health or {}))
+            )
             done = eddyline("submit", str(spec), "--state-dir", state_dir)
             assert done.returncode == 0, done.stderr
             submitted.append(job)

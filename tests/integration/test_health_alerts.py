@@ -3,7 +3,9 @@ marker file exists) while its input keeps flowing. Its controller turns LagHealt
 WatermarkAdvancing False with a Warning Event each; a real Prometheus scraping that controller
 and loading the chart's alert rules (helm/eddyline/files/alerts/eddyline-rules.yaml) fires
 EddylineLagGrowing and EddylineWatermarkStalled for it; once the marker is gone the job catches
-up, the conditions turn True again with a Normal Event each, and the alerts stop.
+up, the conditions turn True again with a Normal Event each, and the alerts stop. The same job
+routing a third of its input to its dead-letter topic turns DeadLettersLow False and fires
+EddylineDeadLettersHigh, until the bad input stops.
 
 The job's spec shortens its own windows to 20 s (thresholds the controller exports beside its
 measures, which the rules compare with); the rules are the production file with only `for:`
@@ -40,18 +42,22 @@ STALLED_ALERTS = {"EddylineLagGrowing", "EddylineWatermarkStalled"}
 
 
 class Feed(threading.Thread):
-    """Produces numbered records to `topic` at `rate` per second until stopped."""
+    """Produces numbered records to `topic` at `rate` per second until stopped; while `bad_every`
+    is set, every such record is a bad one (starting with "bad")."""
 
     def __init__(self, servers: str, topic: str, rate: float) -> None:
         super().__init__(daemon=True, name="health-feed")
         self.servers, self.topic, self.rate = servers, topic, rate
         self.stopping = threading.Event()
         self.sent = 0
+        self.bad_every = 0
 
     def run(self) -> None:
         sender = kafka_io.Sender(self.servers)
         while not self.stopping.wait(1 / self.rate):
-            sender.send(self.topic, None, f"r{self.sent}".encode())
+            every = self.bad_every
+            kind = "bad" if every and self.sent % every == 0 else "r"
+            sender.send(self.topic, None, f"{kind}{self.sent}".encode())
             self.sent += 1
         sender.close()
 
@@ -179,6 +185,72 @@ def test_a_stalled_job_turns_its_conditions_false_and_fires_prometheus_alerts_un
             assert reasons.count("WatermarkStalled") == 1, reasons
     finally:
         marker.unlink(missing_ok=True)
+        feed.stop()
+
+
+def test_dead_letters_above_the_jobs_ratio_turn_its_condition_false_and_fire_the_alert(
+    managed: Managed, tmp_path: Path
+) -> None:
+    stack, controller = managed.stack, managed.controller
+    assert controller is not None
+    name = "dead-letters"
+    topics = Topics.fresh("deadletters")
+    kafka_io.create_topics(
+        stack.bootstrap_servers, {topics.views: 1, topics.output: 1, topics.dead: 1}
+    )
+    feed = Feed(stack.bootstrap_servers, topics.views, RATE)
+    feed.start()
+    targets = {"eddyline-controller": [f"127.0.0.1:{controller.metrics_port}"]}
+    try:
+        with prometheus.running(targets, tmp_path / "prometheus", [fast_rules(tmp_path)]) as prom:
+            doc = flinkjob(
+                name,
+                "tests/jobs/stall.py",
+                [
+                    "--input-topic", topics.views, "--output-topic", topics.output,
+                    "--group-id", f"dead-{topics.run}", "--marker", str(tmp_path / "never"),
+                    "--dead-letter-topic", topics.dead,
+                ],
+                kafka={"inputTopics": [topics.views], "outputTopics": [topics.output, topics.dead]},
+                health={"deadLetterWindow": "20s", "deadLetterRatio": 0.2},
+            )  # fmt: skip
+            assert managed.submit(doc).returncode == 0
+            managed.wait_running(name, 1)
+            managed.wait(
+                name, lambda j: condition(j, "DeadLettersLow") == "True",
+                "judge its dead letters low on clean input", timeout=180,
+            )  # fmt: skip
+            assert firing(prom, name) == set()
+
+            feed.bad_every = 3  # a third of the input is bad: above the job's ratio of 0.2
+            wait_until(
+                lambda: "EddylineDeadLettersHigh" in firing(prom, name),
+                "EddylineDeadLettersHigh firing",
+                180,
+                lambda: f"alerts {prom.alerts()}; health {managed.job(name).status.health}",
+            )
+            high = managed.job(name)
+            assert condition(high, "DeadLettersLow") == "False"
+            assert "DeadLettersHigh" in {
+                e.reason for e in high.status.events if e.type == "Warning"
+            }
+            ratio = prom.query(f'eddyline_job_dead_letter_ratio{{job_name="{name}"}}')
+            assert 0.2 < float(ratio[0]["value"][1]) <= 0.5, ratio
+            assert "EddylineLagGrowing" not in firing(prom, name)  # bad input is not a stall
+
+            feed.bad_every = 0
+            recovered = managed.wait(
+                name, lambda j: condition(j, "DeadLettersLow") == "True", "recover", timeout=180
+            )
+            normal = {e.reason for e in recovered.status.events if e.type == "Normal"}
+            assert "DeadLettersRecovered" in normal
+            wait_until(
+                lambda: firing(prom, name) == set(),
+                "no alert firing after the bad input stopped",
+                120,
+                lambda: f"alerts {prom.alerts()}",
+            )
+    finally:
         feed.stop()
 
 

@@ -26,6 +26,7 @@ from tests.integration.cli import eddyline
 from tests.integration.stacks import RunningStack
 
 DASHBOARD = paths.PROJECT_ROOT / "helm" / "eddyline" / "dashboards" / "eddyline.json"
+DEAD_LETTER_WINDOW_S = 20
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +34,14 @@ def jobs(
     stack: RunningStack, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, FlinkJob]]:
     folder = tmp_path_factory.mktemp("metrics-jobs")
+    # deadLetterWindow shortened from its 5 minutes: the dead-letter ratio is measured only
+    # once a whole window of signals is there, and the endpoints test requires it.
     with monitored.reference_jobs(
-        stack, ("attribution", "ledger"), folder, autoscaler=("attribution",)
+        stack,
+        ("attribution", "ledger"),
+        folder,
+        autoscaler=("attribution",),
+        health={"deadLetterWindow": f"{DEAD_LETTER_WINDOW_S}s"},
     ) as running:
         for job in running.values():
             assert job.status.job_id
@@ -49,7 +56,16 @@ def jobs(
         ):
             assert time.monotonic() < deadline, "the autoscaler never evaluated attribution"
             time.sleep(1)
+        deadline = time.monotonic() + DEAD_LETTER_WINDOW_S + 120
+        while missing := [job.name for job in running.values() if not _ratio_measured(store, job)]:
+            assert time.monotonic() < deadline, f"no dead-letter ratio measured for {missing}"
+            time.sleep(1)
         yield running
+
+
+def _ratio_measured(store: SqliteStore, job: FlinkJob) -> bool:
+    now = store.get(job.name)
+    return now is not None and "deadLetterRatio" in now.status.health
 
 
 class Exposition:

@@ -1,7 +1,9 @@
 """A job for the data-health tests: passes each message through, with event time from the Kafka
 record's timestamp (so its watermark follows the input), and stalls — its map waits — while the
 file named by --marker exists: the watermark stops, the consumer lag grows, and both move again
-once the file is gone. Started as a file entry (`-py`), from an allowed folder the tests add."""
+once the file is gone. With --dead-letter-topic, records starting with "bad" go there instead of
+to the output, as the reference jobs route malformed input. Started as a file entry (`-py`),
+from an allowed folder the tests add."""
 
 from __future__ import annotations
 
@@ -28,20 +30,26 @@ def main(argv: list[str]) -> None:
     p.add_argument("--output-topic", required=True)
     p.add_argument("--group-id", required=True)
     p.add_argument("--marker", required=True)
+    p.add_argument("--dead-letter-topic")
     args = p.parse_args(argv)
     env = runtime.python_env()
     marker = args.marker
     source = connectors.string_source(
         args.bootstrap_servers, [args.input_topic], args.group_id, "earliest"
     )
-    (
+    passed = (
         env.from_source(source, WatermarkStrategy.for_monotonous_timestamps(), "in")
         # Keyed: the map runs in a vertex of its own that the source feeds, the one whose
         # input watermark the controller reads.
         .key_by(lambda v: v, key_type=Types.STRING())
         .map(lambda v: wait_while(marker, v), output_type=Types.STRING())
-        .sink_to(connectors.string_sink(args.bootstrap_servers, args.output_topic))
     )
+    good = passed
+    if args.dead_letter_topic:
+        good = passed.filter(lambda v: not v.startswith("bad"))
+        bad = passed.filter(lambda v: v.startswith("bad"))
+        bad.sink_to(connectors.string_sink(args.bootstrap_servers, args.dead_letter_topic))
+    good.sink_to(connectors.string_sink(args.bootstrap_servers, args.output_topic))
     env.execute("stall")
 
 
