@@ -5,7 +5,9 @@ and loading the chart's alert rules (helm/eddyline/files/alerts/eddyline-rules.y
 EddylineLagGrowing and EddylineWatermarkStalled for it; once the marker is gone the job catches
 up, the conditions turn True again with a Normal Event each, and the alerts stop. The same job
 routing a third of its input to its dead-letter topic turns DeadLettersLow False and fires
-EddylineDeadLettersHigh, until the bad input stops.
+EddylineDeadLettersHigh, until the bad input stops. Stalled under a short checkpoint timeout
+that Flink tolerates, its checkpoints fail in a row: CheckpointsHealthy turns False and
+EddylineCheckpointsFailing fires, until the stall ends and a checkpoint completes.
 
 The job's spec shortens its own windows to 20 s (thresholds the controller exports beside its
 measures, which the rules compare with); the rules are the production file with only `for:`
@@ -251,6 +253,78 @@ def test_dead_letters_above_the_jobs_ratio_turn_its_condition_false_and_fire_the
                 lambda: f"alerts {prom.alerts()}",
             )
     finally:
+        feed.stop()
+
+
+def test_checkpoints_failing_in_a_row_turn_its_condition_false_and_fire_the_alert(
+    managed: Managed, tmp_path: Path
+) -> None:
+    """A stalled map holds the checkpoint barrier: each checkpoint expires after the spec's 4 s
+    timeout. Flink is told to tolerate that (no failover), so the job keeps RUNNING while its
+    checkpoints fail in a row, as a job whose checkpoint storage misbehaves would."""
+    stack, controller = managed.stack, managed.controller
+    assert controller is not None
+    name = "checkpoints"
+    topics = Topics.fresh("checkpoints")
+    kafka_io.create_topics(stack.bootstrap_servers, {topics.views: 1, topics.output: 1})
+    marker = tmp_path / "stall"
+    feed = Feed(stack.bootstrap_servers, topics.views, RATE)
+    feed.start()
+    targets = {"eddyline-controller": [f"127.0.0.1:{controller.metrics_port}"]}
+    try:
+        with prometheus.running(targets, tmp_path / "prometheus", [fast_rules(tmp_path)]) as prom:
+            doc = flinkjob(
+                name,
+                "tests/jobs/stall.py",
+                [
+                    "--input-topic", topics.views, "--output-topic", topics.output,
+                    "--group-id", f"checkpoints-{topics.run}", "--marker", str(marker),
+                ],
+                kafka={"inputTopics": [topics.views]},
+                checkpointing={"interval": "1s", "timeout": "4s"},
+                flinkConfiguration={"execution.checkpointing.tolerable-failed-checkpoints": 1000},
+                health={"checkpointFailures": 3},
+            )  # fmt: skip
+            assert managed.submit(doc).returncode == 0
+            running = managed.wait_running(name, 1)
+            managed.wait(
+                name, lambda j: condition(j, "CheckpointsHealthy") == "True",
+                "report its checkpoints completing", timeout=180,
+            )  # fmt: skip
+            assert firing(prom, name) == set()
+
+            marker.touch()  # the map waits: no barrier gets through
+            wait_until(
+                lambda: "EddylineCheckpointsFailing" in firing(prom, name),
+                "EddylineCheckpointsFailing firing",
+                180,
+                lambda: f"alerts {prom.alerts()}; health {managed.job(name).status.health}",
+            )
+            failing = managed.job(name)
+            assert condition(failing, "CheckpointsHealthy") == "False"
+            assert "CheckpointsFailing" in {
+                e.reason for e in failing.status.events if e.type == "Warning"
+            }
+            assert failing.status.health["checkpointsFailedInARow"] >= 3
+            in_a_row = prom.query(f'eddyline_job_checkpoints_failed_in_a_row{{job_name="{name}"}}')
+            assert float(in_a_row[0]["value"][1]) >= 3, in_a_row
+            assert failing.status.job_id == running.status.job_id  # no restart, no resubmission
+
+            marker.unlink()  # the map moves again; the next checkpoint completes
+            recovered = managed.wait(
+                name, lambda j: condition(j, "CheckpointsHealthy") == "True", "recover",
+                timeout=180,
+            )  # fmt: skip
+            normal = {e.reason for e in recovered.status.events if e.type == "Normal"}
+            assert "CheckpointsRecovered" in normal
+            wait_until(
+                lambda: "EddylineCheckpointsFailing" not in firing(prom, name),
+                "EddylineCheckpointsFailing resolved after the checkpoints completed",
+                120,
+                lambda: f"alerts {prom.alerts()}",
+            )
+    finally:
+        marker.unlink(missing_ok=True)
         feed.stop()
 
 
