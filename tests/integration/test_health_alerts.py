@@ -21,6 +21,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,23 @@ def fast_rules(folder: Path) -> Path:
     return path
 
 
+@contextmanager
+def watched(
+    managed: Managed, tmp_path: Path, topic: str
+) -> Iterator[tuple[Feed, prometheus.Prometheus]]:
+    """`topic` fed at RATE, and a real Prometheus scraping the controller with fast_rules()."""
+    controller = managed.controller
+    assert controller is not None
+    feed = Feed(managed.stack.bootstrap_servers, topic, RATE)
+    feed.start()
+    targets = {"eddyline-controller": [f"127.0.0.1:{controller.metrics_port}"]}
+    try:
+        with prometheus.running(targets, tmp_path / "prometheus", [fast_rules(tmp_path)]) as prom:
+            yield feed, prom
+    finally:
+        feed.stop()
+
+
 def condition(job: FlinkJob, type_: str) -> str | None:
     return next((c.status for c in job.status.conditions if c.type == type_), None)
 
@@ -126,16 +144,12 @@ def managed(stack: RunningStack, tmp_path: Path) -> Iterator[Managed]:
 def test_a_stalled_job_turns_its_conditions_false_and_fires_prometheus_alerts_until_it_recovers(
     managed: Managed, tmp_path: Path
 ) -> None:
-    stack, controller = managed.stack, managed.controller
-    assert controller is not None
+    stack = managed.stack
     topics = Topics.fresh("stalled")
     kafka_io.create_topics(stack.bootstrap_servers, {topics.views: 1, topics.output: 1})
     marker = tmp_path / "stall"
-    feed = Feed(stack.bootstrap_servers, topics.views, RATE)
-    feed.start()
-    targets = {"eddyline-controller": [f"127.0.0.1:{controller.metrics_port}"]}
     try:
-        with prometheus.running(targets, tmp_path / "prometheus", [fast_rules(tmp_path)]) as prom:
+        with watched(managed, tmp_path, topics.views) as (_, prom):
             doc = flinkjob(
                 NAME,
                 "tests/jobs/stall.py",
@@ -187,73 +201,63 @@ def test_a_stalled_job_turns_its_conditions_false_and_fires_prometheus_alerts_un
             assert reasons.count("WatermarkStalled") == 1, reasons
     finally:
         marker.unlink(missing_ok=True)
-        feed.stop()
 
 
 def test_dead_letters_above_the_jobs_ratio_turn_its_condition_false_and_fire_the_alert(
     managed: Managed, tmp_path: Path
 ) -> None:
-    stack, controller = managed.stack, managed.controller
-    assert controller is not None
+    stack = managed.stack
     name = "dead-letters"
     topics = Topics.fresh("deadletters")
     kafka_io.create_topics(
         stack.bootstrap_servers, {topics.views: 1, topics.output: 1, topics.dead: 1}
     )
-    feed = Feed(stack.bootstrap_servers, topics.views, RATE)
-    feed.start()
-    targets = {"eddyline-controller": [f"127.0.0.1:{controller.metrics_port}"]}
-    try:
-        with prometheus.running(targets, tmp_path / "prometheus", [fast_rules(tmp_path)]) as prom:
-            doc = flinkjob(
-                name,
-                "tests/jobs/stall.py",
-                [
-                    "--input-topic", topics.views, "--output-topic", topics.output,
-                    "--group-id", f"dead-{topics.run}", "--marker", str(tmp_path / "never"),
-                    "--dead-letter-topic", topics.dead,
-                ],
-                kafka={"inputTopics": [topics.views], "outputTopics": [topics.output, topics.dead]},
-                health={"deadLetterWindow": "20s", "deadLetterRatio": 0.2},
-            )  # fmt: skip
-            assert managed.submit(doc).returncode == 0
-            managed.wait_running(name, 1)
-            managed.wait(
-                name, lambda j: condition(j, "DeadLettersLow") == "True",
-                "judge its dead letters low on clean input", timeout=180,
-            )  # fmt: skip
-            assert firing(prom, name) == set()
+    with watched(managed, tmp_path, topics.views) as (feed, prom):
+        doc = flinkjob(
+            name,
+            "tests/jobs/stall.py",
+            [
+                "--input-topic", topics.views, "--output-topic", topics.output,
+                "--group-id", f"dead-{topics.run}", "--marker", str(tmp_path / "never"),
+                "--dead-letter-topic", topics.dead,
+            ],
+            kafka={"inputTopics": [topics.views], "outputTopics": [topics.output, topics.dead]},
+            health={"deadLetterWindow": "20s", "deadLetterRatio": 0.2},
+        )  # fmt: skip
+        assert managed.submit(doc).returncode == 0
+        managed.wait_running(name, 1)
+        managed.wait(
+            name, lambda j: condition(j, "DeadLettersLow") == "True",
+            "judge its dead letters low on clean input", timeout=180,
+        )  # fmt: skip
+        assert firing(prom, name) == set()
 
-            feed.bad_every = 3  # a third of the input is bad: above the job's ratio of 0.2
-            wait_until(
-                lambda: "EddylineDeadLettersHigh" in firing(prom, name),
-                "EddylineDeadLettersHigh firing",
-                180,
-                lambda: f"alerts {prom.alerts()}; health {managed.job(name).status.health}",
-            )
-            high = managed.job(name)
-            assert condition(high, "DeadLettersLow") == "False"
-            assert "DeadLettersHigh" in {
-                e.reason for e in high.status.events if e.type == "Warning"
-            }
-            ratio = prom.query(f'eddyline_job_dead_letter_ratio{{job_name="{name}"}}')
-            assert 0.2 < float(ratio[0]["value"][1]) <= 0.5, ratio
-            assert "EddylineLagGrowing" not in firing(prom, name)  # bad input is not a stall
+        feed.bad_every = 3  # a third of the input is bad: above the job's ratio of 0.2
+        wait_until(
+            lambda: "EddylineDeadLettersHigh" in firing(prom, name),
+            "EddylineDeadLettersHigh firing",
+            180,
+            lambda: f"alerts {prom.alerts()}; health {managed.job(name).status.health}",
+        )
+        high = managed.job(name)
+        assert condition(high, "DeadLettersLow") == "False"
+        assert "DeadLettersHigh" in {e.reason for e in high.status.events if e.type == "Warning"}
+        ratio = prom.query(f'eddyline_job_dead_letter_ratio{{job_name="{name}"}}')
+        assert 0.2 < float(ratio[0]["value"][1]) <= 0.5, ratio
+        assert "EddylineLagGrowing" not in firing(prom, name)  # bad input is not a stall
 
-            feed.bad_every = 0
-            recovered = managed.wait(
-                name, lambda j: condition(j, "DeadLettersLow") == "True", "recover", timeout=180
-            )
-            normal = {e.reason for e in recovered.status.events if e.type == "Normal"}
-            assert "DeadLettersRecovered" in normal
-            wait_until(
-                lambda: firing(prom, name) == set(),
-                "no alert firing after the bad input stopped",
-                120,
-                lambda: f"alerts {prom.alerts()}",
-            )
-    finally:
-        feed.stop()
+        feed.bad_every = 0
+        recovered = managed.wait(
+            name, lambda j: condition(j, "DeadLettersLow") == "True", "recover", timeout=180
+        )
+        normal = {e.reason for e in recovered.status.events if e.type == "Normal"}
+        assert "DeadLettersRecovered" in normal
+        wait_until(
+            lambda: firing(prom, name) == set(),
+            "no alert firing after the bad input stopped",
+            120,
+            lambda: f"alerts {prom.alerts()}",
+        )
 
 
 def test_checkpoints_failing_in_a_row_turn_its_condition_false_and_fire_the_alert(
@@ -262,17 +266,13 @@ def test_checkpoints_failing_in_a_row_turn_its_condition_false_and_fire_the_aler
     """A stalled map holds the checkpoint barrier: each checkpoint expires after the spec's 4 s
     timeout. Flink is told to tolerate that (no failover), so the job keeps RUNNING while its
     checkpoints fail in a row, as a job whose checkpoint storage misbehaves would."""
-    stack, controller = managed.stack, managed.controller
-    assert controller is not None
+    stack = managed.stack
     name = "checkpoints"
     topics = Topics.fresh("checkpoints")
     kafka_io.create_topics(stack.bootstrap_servers, {topics.views: 1, topics.output: 1})
     marker = tmp_path / "stall"
-    feed = Feed(stack.bootstrap_servers, topics.views, RATE)
-    feed.start()
-    targets = {"eddyline-controller": [f"127.0.0.1:{controller.metrics_port}"]}
     try:
-        with prometheus.running(targets, tmp_path / "prometheus", [fast_rules(tmp_path)]) as prom:
+        with watched(managed, tmp_path, topics.views) as (_, prom):
             doc = flinkjob(
                 name,
                 "tests/jobs/stall.py",
@@ -325,7 +325,6 @@ def test_checkpoints_failing_in_a_row_turn_its_condition_false_and_fire_the_aler
             )
     finally:
         marker.unlink(missing_ok=True)
-        feed.stop()
 
 
 def test_the_kafka_signals_count_arrivals_commits_and_dead_letters(stack: RunningStack) -> None:
